@@ -1,0 +1,56 @@
+"""One place that says where generated state lives and which presets exist."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+HOME_ENV = "FACTOR_PIPELINE_HOME"
+
+
+def home() -> Path:
+    """The home folder of all generated state: `$FACTOR_PIPELINE_HOME`, else `./data`."""
+    root = Path(os.environ.get(HOME_ENV) or "data").expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass(frozen=True)
+class MarketPreset:
+    """Size of a synthetic market: a preset trades breadth for run time."""
+
+    name: str
+    n_stocks: int
+    start: date
+    end: date
+    index_sizes: dict[str, int] = field(default_factory=dict)
+    # daily expected-return drift per unit of the cross-sectionally standardised planted alpha
+    alpha_strength: float = 0.0016
+
+
+PRESETS: dict[str, MarketPreset] = {
+    # seconds: tests
+    "tiny": MarketPreset(
+        "tiny", 120, date(2016, 1, 4), date(2018, 6, 29),
+        {"csi300": 8, "csi500": 12, "csi1000": 24},
+    ),
+    # minutes on 2 CPU cores: the README main job
+    "demo": MarketPreset(
+        "demo", 500, date(2015, 1, 5), date(2023, 12, 29),
+        {"csi300": 30, "csi500": 50, "csi1000": 100},
+    ),
+    # the real market's breadth: for a GPU machine
+    "full": MarketPreset(
+        "full", 5000, date(2014, 1, 2), date(2023, 12, 29),
+        {"csi300": 300, "csi500": 500, "csi1000": 1000},
+    ),
+}
+
+
+def preset(name: str) -> MarketPreset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

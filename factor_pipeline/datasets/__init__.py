@@ -1,0 +1,1 @@
+"""Stage `datasets`: not built yet (see the open issues)."""

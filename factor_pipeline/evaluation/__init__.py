@@ -1,0 +1,1 @@
+"""Stage `evaluation`: not built yet (see the open issues)."""

@@ -1,0 +1,1 @@
+"""Stage `models`: not built yet (see the open issues)."""

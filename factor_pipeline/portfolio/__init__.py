@@ -1,0 +1,1 @@
+"""Stage `portfolio`: not built yet (see the open issues)."""
