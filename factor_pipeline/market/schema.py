@@ -122,7 +122,9 @@ INDEX_WEIGHTS = Table(
 
 INDEX_DAILY = Table(
     "index_daily",
-    (_c("index", STR), _c("date", DATE), _c("open", FLOAT), _c("close", FLOAT), _c("vwap", FLOAT, "", True)),
+    (_c("index", STR), _c("date", DATE),
+     _c("open", FLOAT, "null where unknown (e.g. a computed index's first day)", True),
+     _c("close", FLOAT), _c("vwap", FLOAT, "null where unknown", True)),
     key=("index", "date"),
     price_columns=("open", "close", "vwap"),
 )

@@ -73,7 +73,8 @@ def _daily_table(panel: DailyPanel, uni: Universe, cal: np.ndarray) -> pl.DataFr
                               "float_shares", "adj_factor")}
     cols["is_suspended"] = panel.suspended
     cols["limit_up"], cols["limit_down"] = f["limit_up"], f["limit_down"]
-    return _long(cols, panel.listed, uni, cal)
+    df = _long(cols, panel.listed, uni, cal)
+    return df.with_columns(pl.col("limit_up", "limit_down").fill_nan(None))  # null: no fixed limit
 
 
 def _l2_table(panel: DailyPanel, uni: Universe, cal: np.ndarray) -> pl.DataFrame:
