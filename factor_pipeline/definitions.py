@@ -1,0 +1,22 @@
+"""The pipeline's table of contents: every asset, check, resource and job Dagster shows."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from factor_pipeline.orchestration.assets.market import MARKET_ASSETS
+from factor_pipeline.orchestration.partitions import market_weeks
+from factor_pipeline.orchestration.resources import MarketSourceResource, WarehouseResource
+
+market_job = dg.define_asset_job(
+    "market_job",
+    selection=dg.AssetSelection.groups("market") - dg.AssetSelection.assets("stocks"),
+    partitions_def=market_weeks,
+    description="Load raw market data (bars, order flow, indices) for a range of weeks.",
+)
+
+defs = dg.Definitions(
+    assets=MARKET_ASSETS,
+    jobs=[market_job],
+    resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource()},
+)

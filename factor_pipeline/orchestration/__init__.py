@@ -1,0 +1,1 @@
+"""The Dagster shell: partitions, resources, assets and checks. The only place that imports dagster."""
