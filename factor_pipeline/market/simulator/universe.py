@@ -63,9 +63,11 @@ def make_universe(rng: np.random.Generator, n: int, cal: np.ndarray) -> Universe
     board = rng.choice(np.array(["main", "chinext", "star"]), size=n, p=[0.72, 0.2, 0.08])
     # STAR stocks exist only from 2019-07-22: those drawn for earlier slots become main board
     list_idx = np.where(pre_listed, 0, rng.integers(1, max(t_len - 160, 2), size=n))
-    star_bad = (board == "star") & (list_idx < star_ok_from)
+    # a STAR stock listed before the board opened (2019-07-22) IPOs after it, or is main board
+    star_bad = (board == "star") & (list_idx < star_ok_from) & ~(pre_listed & (star_ok_from == 0))
     if star_ok_from < t_len - 160:
-        list_idx = np.where(star_bad, rng.integers(star_ok_from, t_len - 160, size=n), list_idx)
+        list_idx = np.where(star_bad, rng.integers(max(star_ok_from, 1), t_len - 160, size=n), list_idx)
+        pre_listed = pre_listed & ~star_bad
     else:
         board = np.where(star_bad, "main", board)
     # pre-listed stocks get an older list date drawn from a history calendar

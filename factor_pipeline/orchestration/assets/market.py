@@ -1,12 +1,17 @@
 """Raw-data assets: contract tables loaded from the market source into the warehouse, week by week."""
 
 
+import warnings
+
 import dagster as dg
 
 from factor_pipeline.market.schema import TABLES
 from factor_pipeline.market.warehouse import LoadResult
 from factor_pipeline.orchestration.partitions import market_weeks, window_dates
 from factor_pipeline.orchestration.resources import MarketSourceResource, WarehouseResource
+
+# single-run backfills are the point here (years of weeks in one run); the API is marked beta
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "market"
 ABSENT_CONSEQUENCE = {

@@ -1,0 +1,150 @@
+"""`factor-pipeline`: simulate, import, run and look at the pipeline from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from factor_pipeline.config import PRESETS, home, preset
+
+
+def _date(s: str) -> date:
+    return date.fromisoformat(s)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from factor_pipeline.market.simulator import simulate_market
+
+    summary = simulate_market(preset(args.preset), args.seed, Path(args.out))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _prepare(source, replace: bool) -> None:
+    from factor_pipeline.market.warehouse import SourceMismatch, Warehouse
+
+    wh = Warehouse()
+    if replace:
+        wh.reset()
+    held = wh.source_identity()
+    if held and held != source.identity:
+        raise SourceMismatch(f"the warehouse {wh.path} holds {held}, not {source.identity}; "
+                             "pass --replace or use another FACTOR_PIPELINE_HOME")
+
+
+def _validate_files(source) -> None:
+    """Imported files are checked whole before anything is written."""
+    from factor_pipeline.market.validate import validate
+    from factor_pipeline.market.warehouse import connect_memory
+
+    report = validate(connect_memory(), source.relations())
+    report.raise_if_failed()
+    print("validated: " + ", ".join(f"{k} {v:,} rows" for k, v in report.rows.items()))
+
+
+def _load(source, end: date | None) -> dict:
+    from factor_pipeline.orchestration.runner import materialize_market
+
+    run = materialize_market(source, end=end)
+    for t in ("intraday_bars", "l2_daily"):
+        if t in run.absent:
+            print(f"note: the market has no {t}; the datasets that need it are skipped")
+    print(f"loaded weeks {run.first_week} .. {run.last_week} into {home() / 'warehouse.duckdb'}")
+    for k, v in sorted(run.rows.items()):
+        if k not in run.absent:
+            print(f"  {k:<14} {v:>12,} rows")
+    return {"weeks": [run.first_week, run.last_week], "rows": run.rows, "absent": run.absent,
+            "dagster_runs": run.run_ids}
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from factor_pipeline.market.sources import file_source
+
+    source = file_source(args.folder)
+    _validate_files(source)
+    _prepare(source, args.replace)
+    _load(source, None)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from factor_pipeline.market.sources import file_source, synthetic_source
+
+    if args.start > args.end:
+        raise SystemExit(f"--start {args.start} is after --end {args.end}")
+    if args.data:
+        source = file_source(args.data)
+        _validate_files(source)
+    else:
+        print(f"market: synthetic preset {args.preset!r}, seed {args.seed} (cached under {home() / 'sources'})")
+        source = synthetic_source(args.preset, args.seed)
+    _prepare(source, args.replace)
+    summary = _load(source, args.end)
+    name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
+    out = home() / "reports" / name
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"data": source.spec, "preset": None if args.data else args.preset,
+              "seed": args.seed, "start": str(args.start), "end": str(args.end), "market": summary}
+    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
+    print(f"run record: {out / 'run.json'}")
+    print("stages built so far: market. datasets, weak factors, scores, portfolio and report are not built yet.")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from factor_pipeline.orchestration.instance import dagster_home
+
+    dagster_home()
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "factor_pipeline.definitions",
+           "-h", "127.0.0.1", "-p", str(args.port)]
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="factor-pipeline", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("simulate", help="write a synthetic A-share market (contract tables) to a folder")
+    s.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("import", help="validate a folder of contract tables (Parquet/CSV) and load it")
+    s.add_argument("folder")
+    s.add_argument("--replace", action="store_true", help="drop a warehouse that holds another market")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("run", help="materialise the pipeline for a date range")
+    s.add_argument("--preset", default="demo", choices=sorted(PRESETS))
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data", help="folder of contract tables instead of the synthetic market")
+    s.add_argument("--start", type=_date, default=date(2017, 1, 1))
+    s.add_argument("--end", type=_date, default=date(2023, 12, 31))
+    s.add_argument("--name", help="report folder name under $FACTOR_PIPELINE_HOME/reports")
+    s.add_argument("--replace", action="store_true", help="drop a warehouse that holds another market")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
+    s.add_argument("--port", type=int, default=3000)
+    s.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
