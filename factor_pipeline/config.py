@@ -27,7 +27,7 @@ class MarketPreset:
     end: date
     index_sizes: dict[str, int] = field(default_factory=dict)
     # daily expected-return drift per unit of the cross-sectionally standardised planted alpha
-    alpha_strength: float = 0.0016
+    alpha_strength: float = 0.0018
 
 
 PRESETS: dict[str, MarketPreset] = {

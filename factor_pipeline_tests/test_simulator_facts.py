@@ -91,3 +91,16 @@ def test_no_rows_outside_listing(tiny, table):
     bad = df.filter((pl.col("date") < pl.col("list_date")) |
                     (pl.col("delist_date").is_not_null() & (pl.col("date") >= pl.col("delist_date"))))
     assert bad.height == 0
+
+
+@pytest.mark.slow
+def test_demo_oracle_rank_ic_is_calibrated(tmp_path):
+    """The README preset carries a ceiling of about 0.18-0.22 (10-day RankIC on csi_all)."""
+    from factor_pipeline.config import preset
+    from factor_pipeline.market.simulator import simulate_market
+    from factor_pipeline.market.simulator.calibration import oracle_rank_ic
+
+    simulate_market(preset("demo"), 0, tmp_path / "demo")
+    mean, _, n = oracle_rank_ic(tmp_path / "demo")
+    assert n > 500
+    assert 0.18 <= mean <= 0.22

@@ -84,7 +84,7 @@ class Validator:
     def __init__(self, con: duckdb.DuckDBPyConnection, relations: dict[str, str], focus: set[str] | None = None):
         self.con = con
         self.relations = relations
-        self.focus = set(relations) if focus is None else focus
+        self.focus = set(TABLES) if focus is None else focus
         self.report = Report()
         self.columns: dict[str, dict[str, str]] = {}
         self.typed: dict[str, str] = {}

@@ -124,7 +124,8 @@ def simulate_panel(
         liq = 0.92 * liq + rng.normal(0.0, 0.2, n)
         turn = uni.base_turnover * np.exp(liq) * (1.0 + 20.0 * np.abs(r))
         turn = np.where(at_limit, 0.4 * turn, turn)
-        turn = np.where((days_listed >= 0) & (days_listed < 10), turn * (1 + 8.0 * 0.6 ** np.clip(days_listed, 0, None)), turn)
+        new_issue = (days_listed >= 0) & (days_listed < 10)  # heavy trading in the first days after an IPO
+        turn = np.where(new_issue, turn * (1 + 8.0 * 0.6 ** np.clip(days_listed, 0, None)), turn)
         turn = np.minimum(turn, 0.6)
         volume = np.maximum(np.round(turn * float_shares / 100.0), 48.0) * 100.0
 

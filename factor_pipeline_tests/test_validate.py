@@ -1,0 +1,121 @@
+"""Every class of bad input is refused with the table, column and offending rows, and nothing is written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from factor_pipeline.cli import main
+from factor_pipeline.market.io import duckdb_reader, table_files
+from factor_pipeline.market.validate import validate
+from factor_pipeline_tests.conftest import REALDATA
+
+
+@pytest.fixture(scope="module")
+def small_dir(tiny, tmp_path_factory) -> Path:
+    """The tiny market's first 15 trading days: small enough to copy and break in every test."""
+    out = tmp_path_factory.mktemp("small")
+    last = sorted(tiny["daily_bars"]["date"].unique())[14]
+    for name, df in tiny.items():
+        if "date" in df.columns:
+            df = df.filter(pl.col("date") <= last)
+        df.write_parquet(out / f"{name}.parquet")
+    return out
+
+
+def _broken(small_dir: Path, tmp_path: Path, table: str, fn) -> Path:
+    folder = tmp_path / "broken"
+    shutil.copytree(small_dir, folder)
+    df = pl.read_parquet(folder / f"{table}.parquet")
+    out = fn(df)
+    if out is None:
+        (folder / f"{table}.parquet").unlink()
+    else:
+        out.write_parquet(folder / f"{table}.parquet")
+    return folder
+
+
+def _set(col: str, value, row: int = 3):
+    """Replace one cell (row `row`) of a column."""
+    def fn(df: pl.DataFrame) -> pl.DataFrame:
+        s = df[col].to_list()
+        s[row] = value
+        return df.with_columns(pl.Series(col, s, dtype=pl.Float64 if isinstance(value, float) else None))
+    return fn
+
+
+CASES = {
+    "missing column": ("daily_bars", lambda d: d.drop("vwap"), "daily_bars.vwap: missing column"),
+    "unknown column": ("daily_bars", lambda d: d.with_columns(foo=1.0), "daily_bars.foo: unknown column"),
+    "wrong dtype": ("daily_bars", lambda d: d.with_columns(pl.col("close").cast(pl.String)).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("abc")).otherwise(pl.col("close")).alias("close")),
+        "daily_bars.close: wrong dtype"),
+    "nan": ("daily_bars", _set("close", float("nan")), "daily_bars.close: NaN or inf"),
+    "inf": ("daily_bars", _set("amount", float("inf")), "daily_bars.amount: NaN or inf"),
+    "null": ("stocks", lambda d: d.with_columns(industry=pl.when(pl.int_range(pl.len()) == 3)
+                                                .then(None).otherwise(pl.col("industry"))),
+             "stocks.industry: null value"),
+    "non-positive price": ("index_daily", _set("close", -5.0), "index_daily.close: non-positive price"),
+    "high < low": ("daily_bars", lambda d: d.with_columns(
+        high=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("low") - 1).otherwise(pl.col("high"))),
+        "daily_bars.high: high < low"),
+    "open outside": ("intraday_bars", lambda d: d.with_columns(
+        open=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("high") + 1).otherwise(pl.col("open"))),
+        "intraday_bars.open: open outside [low, high]"),
+    "close outside": ("daily_bars", lambda d: d.with_columns(
+        close=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("low") - 0.5).otherwise(pl.col("close"))),
+        "daily_bars.close: close outside [low, high]"),
+    "vwap outside": ("daily_bars", lambda d: d.with_columns(
+        vwap=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("high") * 1.1).otherwise(pl.col("vwap"))),
+        "daily_bars.vwap: vwap outside [low, high]"),
+    "duplicate key": ("daily_bars", lambda d: pl.concat([d, d.slice(3, 1)]), "daily_bars.code,date: duplicate key"),
+    "intraday does not add up": ("intraday_bars", lambda d: d.with_columns(
+        volume=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("volume") + 100).otherwise(pl.col("volume"))),
+        "intraday_bars.volume: intraday bars do not add up to the daily bar"),
+    "weights do not sum to 1": ("index_weights", lambda d: d.with_columns(
+        weight=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("weight") * 1.5).otherwise(pl.col("weight"))),
+        "index_weights.weight: weights do not sum to 1"),
+    "code not in stocks": ("index_weights", lambda d: d.with_columns(
+        code=pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("999999.SH")).otherwise(pl.col("code"))),
+        "index_weights.code: code not in stocks"),
+    "missing table": ("index_daily", lambda d: None, "index_daily.*: table missing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_refused_and_nothing_written(case, small_dir, tmp_path, monkeypatch, capsys):
+    table, fn, message = CASES[case]
+    folder = _broken(small_dir, tmp_path, table, fn)
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(home))
+    assert main(["import", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if table in ("daily_bars", "intraday_bars", "index_weights") and case not in ("missing column", "unknown column"):
+        bad = pl.read_parquet(folder / f"{table}.parquet").slice(3, 1)
+        ident = bad["date"][0] if case == "weights do not sum to 1" else bad["code"][0]  # (index, date) rows
+        assert str(ident) in err, "the offending row is named"
+    assert not (home / "warehouse.duckdb").exists()
+
+
+def test_valid_market_passes_as_parquet_and_csv(small_dir, tmp_path):
+    rep = validate(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(small_dir).items()})
+    assert rep.violations == []
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    for p in small_dir.glob("*.parquet"):
+        pl.read_parquet(p).write_csv(csv / f"{p.stem}.csv")
+    rep = validate(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(csv).items()})
+    assert rep.violations == [], [str(v) for v in rep.violations]
+    assert rep.rows["intraday_bars"] == pl.read_parquet(small_dir / "intraday_bars.parquet").height
+
+
+@pytest.mark.skipif(not (REALDATA / "daily_bars.parquet").exists(), reason="shared/realdata not present")
+def test_real_market_passes_the_contract():
+    rep = validate(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(REALDATA).items()})
+    assert rep.violations == [], [str(v) for v in rep.violations]
+    assert "intraday_bars" not in rep.rows and rep.rows["daily_bars"] > 3_000_000
