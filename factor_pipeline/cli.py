@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import date
@@ -103,7 +104,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "dagster", "dev", "-m", "factor_pipeline.definitions",
            "-h", "127.0.0.1", "-p", str(args.port)]
     print(f"Dagster UI on http://127.0.0.1:{args.port} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    return subprocess.call(cmd)
+    # a shell's background job inherits SIGINT as ignored: restore it for dagster dev, and turn our
+    # SIGINT/SIGTERM into the SIGINT that dagster dev shuts down cleanly on
+    proc = subprocess.Popen(cmd, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def forward(signum, frame) -> None:
+        proc.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return proc.wait()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -142,3 +142,37 @@ def test_cli_run_on_the_tiny_market(home):
     out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "1"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 2 and "--replace" in out.stderr
+
+
+@pytest.mark.slow
+def test_ui_serves_the_asset_graph_on_loopback_and_stops_on_sigterm(home):
+    import json
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "factor_pipeline.cli", "ui", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/server_info", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "webserver did not come up"
+                assert proc.poll() is None, "ui exited early"
+                time.sleep(1)
+        query = json.dumps({"query": "{ assetNodes { assetKey { path } groupName } }"}).encode()
+        req = urllib.request.Request(base + "/graphql", data=query, headers={"Content-Type": "application/json"})
+        nodes = json.load(urllib.request.urlopen(req, timeout=30))["data"]["assetNodes"]
+        assert {n["assetKey"]["path"][0] for n in nodes if n["groupName"] == "market"} >= set(TABLES)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode is not None
