@@ -40,6 +40,9 @@ class LoadResult:
     end: date | None
     absent: bool = False
     report: Report = field(default_factory=Report)
+    codes: int = 0  # distinct stocks in the slice
+    first: date | None = None  # first and last date present in the slice
+    last: date | None = None
 
 
 class Warehouse:
@@ -116,12 +119,15 @@ class Warehouse:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT {select} FROM {rels[table]} LIMIT 0")
                 con.execute(f"DELETE FROM {table} WHERE {where(table) if sliced else 'true'}")
                 con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM {rels[table]} WHERE {where(table)}")
-                rows = con.execute(f"SELECT count(*) FROM {table} WHERE {where(table)}").fetchone()[0]
+                cover = ", count(DISTINCT code)" if "code" in spec.names else ", 0"
+                cover += ", min(date), max(date)" if spec.date_column else ", NULL, NULL"
+                rows, codes, first, last = con.execute(
+                    f"SELECT count(*){cover} FROM {table} WHERE {where(table)}").fetchone()
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return LoadResult(table, int(rows), start, end, report=report)
+        return LoadResult(table, int(rows), start, end, report=report, codes=int(codes), first=first, last=last)
 
     def _claim(self, con: duckdb.DuckDBPyConnection, source: MarketSource) -> None:
         con.execute("CREATE TABLE IF NOT EXISTS _source (identity VARCHAR, folder VARCHAR)")

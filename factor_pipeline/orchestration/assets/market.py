@@ -35,7 +35,9 @@ def _result(table: str, res: LoadResult, identity: str, context: dg.AssetExecuti
         check = dg.AssetCheckResult(check_name="contract", passed=False, severity=dg.AssetCheckSeverity.WARN,
                                     description=note, metadata={"absent": True})
     else:
-        meta["source_rows_validated"] = res.report.rows.get(table, 0)
+        meta["stocks_covered"] = res.codes
+        meta["first_date"] = str(res.first)
+        meta["last_date"] = str(res.last)
         check = dg.AssetCheckResult(
             check_name="contract", passed=True,
             metadata={"rules": dg.MetadataValue.md("\n".join(f"- {r}" for r in res.report.rules.get(table, []))),
