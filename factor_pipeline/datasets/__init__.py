@@ -1,1 +1,1 @@
-"""Stage `datasets`: not built yet (see the open issues)."""
+"""Datasets of the report: dense panels, data images (week, msnew), daily sequences (day, ms, l2), labels."""

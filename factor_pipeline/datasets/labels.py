@@ -1,0 +1,43 @@
+"""Labels: the only forward-looking code. Everything here reads dates after t, on purpose.
+
+y_raw[t]    adjusted VWAP of t+11 / adjusted VWAP of t+1 - 1 (trade at next day's VWAP, hold 10 days)
+y_std[t]    y_raw winsorised and z-scored across the samples of date t
+cannot_buy  suspended at t+1, or limit-up all day at t+1 (low >= limit_up): no fill at t+1's VWAP
+A label is NaN when t+11 is beyond the data or the stock is not listed at t+1 / t+11 (delisting).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from factor_pipeline.datasets.panel import Panel
+
+HORIZON = 10
+
+
+def forward_returns(panel: Panel) -> np.ndarray:
+    av = panel.field("vwap").astype(np.float64) * panel.field("adj_factor")
+    y = np.full(av.shape, np.nan)
+    y[:, : -(HORIZON + 1)] = av[:, HORIZON + 1:] / av[:, 1:-HORIZON] - 1.0
+    return y
+
+
+def cannot_buy(panel: Panel) -> np.ndarray:
+    nxt = np.zeros_like(panel.listed)
+    lu, low = panel.field("limit_up"), panel.field("low")
+    with np.errstate(invalid="ignore"):
+        blocked = panel.suspended | (~np.isnan(lu) & (low >= lu))
+    nxt[:, :-1] = blocked[:, 1:]
+    return nxt
+
+
+def standardised(y: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """z-score of y per date over samples with a label (median +- 5 scaled-MAD winsorised)."""
+    z = np.where(samples, y, np.nan)
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(z, axis=0)
+        mad = np.nanmedian(np.abs(z - med), axis=0) * 1.4826
+        z = np.clip(z, med - 5 * mad, med + 5 * mad)
+        mean, std = np.nanmean(z, axis=0), np.nanstd(z, axis=0)
+        return np.where(std > 0, (z - mean) / std, np.nan)
