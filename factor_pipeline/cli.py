@@ -63,6 +63,34 @@ def _load(source, end: date | None) -> dict:
             "dagster_runs": run.run_ids}
 
 
+def _datasets(source, start: date, end: date) -> dict:
+    from factor_pipeline.market.warehouse import connect_memory
+    from factor_pipeline.orchestration.runner import materialize_datasets
+
+    lo, hi = source.date_range(connect_memory())
+    run = materialize_datasets(max(start, lo), min(end, hi))
+    print(f"datasets for rebalance weeks {run.first_week} .. {run.last_week}:")
+    for k, md in sorted(run.metadata.items()):
+        if md.get("absent"):
+            print(f"  {k:<14} skipped: {md['reason']}")
+        elif k == "labels":
+            print(f"  {k:<14} {md['rows']:>9,} rows, realised {md['realised_share']:.1%}")
+        else:
+            print(f"  {k:<14} {md['samples']:>9,} samples of {md['sample_shape']:<14} over {md['signal_dates']} "
+                  f"dates, {md['stocks_covered']} stocks, NaN before filling {md['nan_share_before_filling']:.2%}")
+    return {"weeks": [run.first_week, run.last_week], "assets": run.metadata, "dagster_run": run.run_id}
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from factor_pipeline.datasets.inspect import write_inspect
+    from factor_pipeline.market.warehouse import Warehouse
+
+    arrays = write_inspect(Warehouse(), args.dataset, args.date, Path(args.out))
+    print(f"wrote {args.out}: x {arrays['x'].shape} for {len(arrays['codes'])} stocks on {args.date}; "
+          f"labels realised for {int((~__import__('numpy').isnan(arrays['label'])).sum())}")
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from factor_pipeline.market.sources import file_source
 
@@ -86,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = synthetic_source(args.preset, args.seed)
     _prepare(source, args.replace)
     summary = _load(source, args.end)
+    summary["datasets"] = _datasets(source, args.start, args.end)
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               "seed": args.seed, "start": str(args.start), "end": str(args.end), "market": summary}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
-    print("stages built so far: market. datasets, weak factors, scores, portfolio and report are not built yet.")
+    print("stages built so far: market, datasets. weak factors, scores, portfolio and report are not built yet.")
     return 0
 
 
@@ -140,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="report folder name under $FACTOR_PIPELINE_HOME/reports")
     s.add_argument("--replace", action="store_true", help="drop a warehouse that holds another market")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("inspect", help="write what a network sees for one dataset and date to a .npz")
+    s.add_argument("dataset", choices=["week", "msnew", "day", "ms", "l2"])
+    s.add_argument("--date", type=_date, required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=3000)

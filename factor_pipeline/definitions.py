@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS
-from factor_pipeline.orchestration.partitions import market_weeks
+from factor_pipeline.orchestration.partitions import market_weeks, rebalance_weeks
 from factor_pipeline.orchestration.resources import MarketSourceResource, WarehouseResource
 
 market_job = dg.define_asset_job(
@@ -15,8 +16,15 @@ market_job = dg.define_asset_job(
     description="Load raw market data (bars, order flow, indices) for a range of weeks.",
 )
 
+datasets_job = dg.define_asset_job(
+    "datasets_job",
+    selection=dg.AssetSelection.groups("datasets"),
+    partitions_def=rebalance_weeks,
+    description="Build the week/msnew/day/ms/l2 datasets and the labels for a range of rebalance weeks.",
+)
+
 defs = dg.Definitions(
-    assets=MARKET_ASSETS,
-    jobs=[market_job],
+    assets=[*MARKET_ASSETS, *DATASET_ASSETS],
+    jobs=[market_job, datasets_job],
     resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource()},
 )

@@ -16,6 +16,7 @@ import polars as pl
 from factor_pipeline.datasets import intraday as intraday_sql
 from factor_pipeline.market.schema import INDICES, L2_FEATURES
 
+INTRADAY_CHUNK = 120  # trading days of 5-minute bars per SQL pass
 DAILY_FIELDS = ("open", "high", "low", "close", "vwap", "volume", "amount", "turnover", "float_shares",
                 "adj_factor", "limit_up", "limit_down")
 
@@ -52,16 +53,21 @@ def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return con.sql(sql).pl()
 
 
-def _scatter(df: pl.DataFrame, codes: np.ndarray, dates: np.ndarray, cols: list[str],
-             extra_shape: tuple[int, ...] = (), extra_index: list[str] | None = None) -> np.ndarray:
-    """Place long rows into a dense [N, T, *extra, F] float32 array (NaN elsewhere)."""
-    out = np.full((len(codes), len(dates), *extra_shape, len(cols)), np.nan, dtype=np.float32)
+def _scatter_into(out: np.ndarray, df: pl.DataFrame, codes: np.ndarray, dates: np.ndarray, cols: list[str],
+                  extra_index: list[str] | None = None) -> None:
+    """Place long rows into a dense [N, T, *extra, F] array, in place."""
     if df.height == 0:
-        return out
+        return
     i = np.searchsorted(codes, df["code"].to_numpy())
     t = np.searchsorted(dates, df["date"].to_numpy().astype("datetime64[D]"))
     idx = (i, t, *(df[c].to_numpy() for c in (extra_index or [])))
     out[idx] = df.select(cols).to_numpy().astype(np.float32)
+
+
+def _scatter(df: pl.DataFrame, codes: np.ndarray, dates: np.ndarray, cols: list[str]) -> np.ndarray:
+    """Long rows as a dense [N, T, F] float32 array (NaN where there is no row)."""
+    out = np.full((len(codes), len(dates), len(cols)), np.nan, dtype=np.float32)
+    _scatter_into(out, df, codes, dates, cols)
     return out
 
 
@@ -84,10 +90,16 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
     panel = Panel(codes, dates, arr, listed, susp)
     panel.members = _members(con, rel, codes, dates)
     if "intraday_bars" in rel:
-        bars = _frame(con, intraday_sql.bars30_sql(rel["intraday_bars"], where))
-        panel.bars30 = _scatter(bars, codes, dates, ["open", "high", "low", "close", "amount"], (8,), ["bar"])
-        ms = _frame(con, intraday_sql.ms_features_sql(rel["intraday_bars"], where))
-        panel.ms = _scatter(ms, codes, dates, list(intraday_sql.MS_FEATURES))
+        panel.bars30 = np.full((len(codes), len(dates), 8, 5), np.nan, dtype=np.float32)
+        panel.ms = np.full((len(codes), len(dates), len(intraday_sql.MS_FEATURES)), np.nan, dtype=np.float32)
+        # chunks of dates bound the memory of the per-day window functions over 5-minute bars
+        for lo in range(0, len(dates), INTRADAY_CHUNK):
+            hi = min(lo + INTRADAY_CHUNK, len(dates)) - 1
+            span = f"date >= DATE '{dates[lo]}' AND date <= DATE '{dates[hi]}'"
+            bars = _frame(con, intraday_sql.bars30_sql(rel["intraday_bars"], span))
+            _scatter_into(panel.bars30, bars, codes, dates, ["open", "high", "low", "close", "amount"], ["bar"])
+            ms = _frame(con, intraday_sql.ms_features_sql(rel["intraday_bars"], span))
+            _scatter_into(panel.ms, ms, codes, dates, list(intraday_sql.MS_FEATURES))
     if "l2_daily" in rel:
         l2 = _frame(con, f"SELECT * FROM {rel['l2_daily']} WHERE {where}")
         names = [c for c in l2.columns if c not in ("code", "date")]

@@ -129,6 +129,21 @@ class Warehouse:
                 raise
         return LoadResult(table, int(rows), start, end, report=report, codes=int(codes), first=first, last=last)
 
+    def replace_rows(self, table: str, frame, where: str) -> int:
+        """Replace the rows matching `where` with `frame` (a Polars frame) in one transaction."""
+        with self.connect() as con:
+            con.register("_incoming", frame)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
+                con.execute(f"DELETE FROM {table} WHERE {where}")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return frame.height
+
     def _claim(self, con: duckdb.DuckDBPyConnection, source: MarketSource) -> None:
         con.execute("CREATE TABLE IF NOT EXISTS _source (identity VARCHAR, folder VARCHAR)")
         row = con.execute("SELECT identity FROM _source").fetchone()

@@ -10,9 +10,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from factor_pipeline.market.sources import MarketSource
 from factor_pipeline.market.warehouse import connect_memory
+from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
 from factor_pipeline.orchestration.instance import dagster_home
-from factor_pipeline.orchestration.partitions import week_range
+from factor_pipeline.orchestration.partitions import REBALANCE_START, week_key, week_range
 from factor_pipeline.orchestration.resources import MarketSourceResource, WarehouseResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -59,3 +60,28 @@ def materialize_market(source: MarketSource, end: date | None = None, quiet: boo
                 absent.append(name)
             rows[name] = int(md["rows"].value)
     return MarketRun(first, last, rows, sorted(set(absent)), [r1.run_id, r2.run_id])
+
+
+@dataclass
+class DatasetsRun:
+    first_week: str
+    last_week: str
+    metadata: dict[str, dict]  # asset name -> its materialisation metadata (plain values)
+    run_id: str
+
+
+def materialize_datasets(start: date, end: date, quiet: bool = True) -> DatasetsRun:
+    """Datasets and labels for the rebalance weeks overlapping [start, end], as one run."""
+    dagster_home()
+    first = max(week_key(start), REBALANCE_START)
+    last = week_key(end)
+    if last < first:
+        raise ValueError(f"no rebalance week in {start} .. {end} (rebalance weeks start {REBALANCE_START})")
+    res = dg.materialize(
+        DATASET_ASSETS, resources={"warehouse": WarehouseResource()}, instance=dg.DagsterInstance.get(),
+        run_config=QUIET if quiet else None,
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+    )
+    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in res.get_asset_materialization_events()}
+    return DatasetsRun(first, last, meta, res.run_id)
