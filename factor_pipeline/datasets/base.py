@@ -24,10 +24,9 @@ def _prev(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class DatasetBase:
-    px: torch.Tensor  # [N, T, 5] adjusted open, high, low, close, vwap
-    turnover: torch.Tensor  # [N, T]
+    pxt: torch.Tensor  # [N, 6, T] adjusted open, high, low, close, vwap, and turnover (channel-major)
     day: torch.Tensor  # [N, T, 6] ret, gap, range, close_vwap, turnover, amount_cap (day-local)
-    msnew: torch.Tensor | None  # [N, T, 5, 8]
+    msnew: torch.Tensor | None  # [N, T, 8, 5] each day's bars normalised (builders expose the 5x8 image view)
     ms: torch.Tensor | None  # [N, T, F]
     l2: torch.Tensor | None  # [N, T, F]
     l2_names: tuple[str, ...]
@@ -37,38 +36,46 @@ class DatasetBase:
         return DatasetBase(**move)
 
 
-def dataset_base(panel: Panel) -> DatasetBase:
+def _msnew(panel: Panel, prev_close: np.ndarray, adj: np.ndarray, cap: np.ndarray, consume: bool) -> np.ndarray:
+    """Each day's bars normalised for msnew, [N, T, 8, 5]; in place over the panel's bars if `consume`."""
+    out = panel.bars30 if consume else panel.bars30.copy()
+    out[..., :4] /= (prev_close / adj).astype(np.float32)[:, :, None, None]  # previous close, the day's units
+    out[..., 4] /= cap.astype(np.float32)[:, :, None]
+    if consume:
+        panel.bars30 = None  # now normalised: the panel no longer holds raw 30-minute bars
+    return out
+
+
+def dataset_base(panel: Panel, consume: bool = False) -> DatasetBase:
+    """Per-day tensors of `panel`. `consume=True` reuses the panel's 30-minute bars for msnew (no copy)."""
     f = panel.field
     adj = f("adj_factor").astype(np.float64)
-    px = np.stack([f(k).astype(np.float64) * adj for k in ("open", "high", "low", "close", "vwap")], axis=-1)
-    close_adj = px[..., 3]
+    # channel-major: each channel's window of a stock is one contiguous run of floats
+    pxt = np.empty((panel.listed.shape[0], 6, panel.listed.shape[1]), dtype=np.float32)
+    for j, k in enumerate(("open", "high", "low", "close", "vwap")):
+        pxt[:, j] = f(k) * adj
+    pxt[:, 5] = f("turnover")
+    close_adj = f("close") * adj
     prev_close = _prev(close_adj)  # adjusted previous close
     cap = f("close").astype(np.float64) * f("float_shares")
     with np.errstate(divide="ignore", invalid="ignore"):
         day = np.stack([
             close_adj / prev_close - 1.0,  # return
-            px[..., 0] / prev_close - 1.0,  # open gap
-            np.log(px[..., 1] / px[..., 2]),  # log range
-            px[..., 3] / px[..., 4] - 1.0,  # close vs vwap
+            f("open") * adj / prev_close - 1.0,  # open gap
+            np.log(f("high") / f("low")),  # log range
+            f("close") / f("vwap") - 1.0,  # close vs vwap
             f("turnover"),
             f("amount") / cap,
         ], axis=-1)
-        msnew = None
-        if panel.bars30 is not None:
-            ref = (prev_close / adj)[:, :, None]  # previous close in the day's own price units
-            b = panel.bars30.astype(np.float64)
-            prices = b[..., :4] / ref[..., None]
-            amount = b[..., 4:5] / cap[:, :, None, None]
-            msnew = np.concatenate([prices, amount], axis=-1).transpose(0, 1, 3, 2)  # [N, T, 5, 8]
+        msnew = _msnew(panel, prev_close, adj, cap, consume) if panel.bars30 is not None else None
         l2 = None
         if panel.l2 is not None:
-            amount_day = f("amount")[..., None].astype(np.float64)
+            amount_day = f("amount").astype(np.float64)
             cols = []
             for j, name in enumerate(panel.l2_names):
                 x = panel.l2[..., j].astype(np.float64)
-                doc = L2_FEATURES.get(name, "")
-                if doc.endswith("CNY"):
-                    x = x / amount_day[..., 0]
+                if L2_FEATURES.get(name, "").endswith("CNY"):
+                    x = x / amount_day
                 elif name == "n_trades":
                     x = np.log1p(x)
                 cols.append(x)
@@ -77,4 +84,4 @@ def dataset_base(panel: Panel) -> DatasetBase:
     def t(x: np.ndarray | None) -> torch.Tensor | None:
         return None if x is None else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
-    return DatasetBase(t(px), t(f("turnover")), t(day), t(msnew), t(panel.ms), t(l2), panel.l2_names)
+    return DatasetBase(t(pxt), t(day), t(msnew), t(panel.ms), t(l2), panel.l2_names)

@@ -14,15 +14,32 @@ from factor_pipeline.datasets.registry import DATASETS, STEPS, WEEK_DAYS, Datase
 
 
 def _window(x: torch.Tensor, stocks: torch.Tensor, dates: torch.Tensor, length: int) -> torch.Tensor:
-    """x[stock, date-length+1 ... date] for each pair: [n, length, ...]. Only the batch is copied."""
+    """x[stock, date-length+1 ... date] for each pair: [n, length, ...]. Only the batch is copied.
+
+    A cross-sectional batch (one date) takes a time slice of the panel (a view) and copies each
+    stock's contiguous window as one block; mixed dates fall back to element-wise gathering.
+    """
+    t0 = int(dates[0])
+    if bool((dates == t0).all()):
+        return x[:, t0 - length + 1: t0 + 1].index_select(0, stocks)
     offs = torch.arange(-length + 1, 1, device=x.device)
     return x[stocks[:, None], dates[:, None] + offs[None, :]]
 
 
-def _rel_prices(base: DatasetBase, stocks: torch.Tensor, dates: torch.Tensor, length: int) -> torch.Tensor:
-    px = _window(base.px, stocks, dates, length)  # [n, L, 5]
-    close_t = base.px[stocks, dates, 3]
-    return px / close_t[:, None, None]
+def _channel_window(x: torch.Tensor, stocks: torch.Tensor, dates: torch.Tensor, length: int) -> torch.Tensor:
+    """Channel-major x [N, C, T] -> [n, C, length] windows ending at each date."""
+    t0 = int(dates[0])
+    if bool((dates == t0).all()):
+        return x[:, :, t0 - length + 1: t0 + 1].index_select(0, stocks)
+    return _window(x.transpose(1, 2), stocks, dates, length).transpose(1, 2)
+
+
+def _rel_window(base: DatasetBase, stocks: torch.Tensor, dates: torch.Tensor, length: int) -> torch.Tensor:
+    """[n, 6, L]: adjusted prices / adjusted close of t (in place on the gathered copy), turnover."""
+    w = _channel_window(base.pxt, stocks, dates, length)
+    close_t = base.pxt[stocks, 3, dates]
+    w[:, :5].mul_((1.0 / close_t)[:, None, None])
+    return w
 
 
 def feature_names(base: DatasetBase, name: str) -> tuple[str, ...]:
@@ -31,19 +48,19 @@ def feature_names(base: DatasetBase, name: str) -> tuple[str, ...]:
 
 def gather(base: DatasetBase, name: str, stocks: torch.Tensor, dates: torch.Tensor) -> torch.Tensor:
     spec = DATASETS[name]
-    stocks = torch.as_tensor(stocks, device=base.px.device, dtype=torch.long)
-    dates = torch.as_tensor(dates, device=base.px.device, dtype=torch.long)
+    stocks = torch.as_tensor(stocks, device=base.pxt.device, dtype=torch.long)
+    dates = torch.as_tensor(dates, device=base.pxt.device, dtype=torch.long)
     if bool((dates < spec.lookback - 1).any()):
         raise ValueError(f"{name}: dates before the first full {spec.lookback}-day window")
     if name == "week":
-        rel = _rel_prices(base, stocks, dates, WEEK_DAYS)  # [n, 150, 5]
-        turn = _window(base.turnover, stocks, dates, WEEK_DAYS)[..., None]
-        days = torch.cat([rel, turn], dim=-1)  # [n, 150, 6], oldest day first
-        return days.reshape(len(stocks), STEPS, WEEK_DAYS // STEPS, 6).transpose(2, 3)  # [n, 30, 6, 5]
+        days = _rel_window(base, stocks, dates, WEEK_DAYS)  # [n, 6, 150], oldest day first
+        return days.reshape(len(stocks), 6, STEPS, WEEK_DAYS // STEPS).transpose(1, 2)  # [n, 30, 6, 5]
     if name == "day":
-        return torch.cat([_rel_prices(base, stocks, dates, STEPS), _window(base.day, stocks, dates, STEPS)], dim=-1)
+        rel = _rel_window(base, stocks, dates, STEPS)[:, :5].transpose(1, 2)  # [n, 30, 5]
+        return torch.cat([rel, _window(base.day, stocks, dates, STEPS)], dim=-1)
     source = {"msnew": base.msnew, "ms": base.ms, "l2": base.l2}[name]
     if source is None:
         need = "intraday_bars" if spec.requires == "intraday" else "l2_daily"
         raise DatasetUnavailable(f"dataset {name} needs {need}, which this market does not have")
-    return _window(source, stocks, dates, STEPS)
+    x = _window(source, stocks, dates, STEPS)
+    return x.transpose(2, 3) if name == "msnew" else x  # msnew: rows = fields, columns = the 8 bars

@@ -12,7 +12,7 @@ from factor_pipeline.datasets import labels as labels_mod
 from factor_pipeline.datasets.base import dataset_base
 from factor_pipeline.datasets.builders import feature_names, gather
 from factor_pipeline.datasets.preprocess import cross_section
-from factor_pipeline.datasets.registry import DATASETS, STEPS
+from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, STEPS
 from factor_pipeline.datasets.samples import sample_mask
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start
@@ -23,10 +23,10 @@ def inspect_arrays(wh: Warehouse, name: str, day: date) -> dict[str, np.ndarray]
     """x (before preprocessing), x_std, codes, feature_names, label (NaN where not yet realised)."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    panel = panel_from_warehouse(wh, history_start(day, DATASETS[name].lookback), None)
+    panel = panel_from_warehouse(wh, history_start(day, DATASETS[name].lookback), None, PANEL_PARTS[name])
     t = panel.date_index(day)
     stocks = np.flatnonzero(sample_mask(panel, DATASETS[name].lookback)[:, t])
-    base = dataset_base(panel)
+    base = dataset_base(panel, consume=True)
     x = gather(base, name, torch.from_numpy(stocks), torch.full((len(stocks),), t))
     y = labels_mod.forward_returns(panel)[stocks, t]
     return {

@@ -71,9 +71,15 @@ def _scatter(df: pl.DataFrame, codes: np.ndarray, dates: np.ndarray, cols: list[
     return out
 
 
+ALL_PARTS = frozenset({"bars30", "ms", "l2"})
+
+
 def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date | None = None,
-                end: date | None = None) -> Panel:
-    """Panel over [start, end] from SQL relations named by contract table (warehouse tables or frames)."""
+                end: date | None = None, parts: frozenset[str] = ALL_PARTS) -> Panel:
+    """Panel over [start, end] from SQL relations named by contract table (warehouse tables or frames).
+
+    `parts` picks the optional pieces to build: 30-minute bars, ms features, l2 (the daily bars and
+    index membership are always there)."""
     where = " AND ".join(
         [f"date >= DATE '{start}'" for _ in [0] if start] + [f"date <= DATE '{end}'" for _ in [0] if end]
     ) or "true"
@@ -89,18 +95,22 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
          np.searchsorted(dates, daily["date"].to_numpy().astype("datetime64[D]"))] = daily["is_suspended"].to_numpy()
     panel = Panel(codes, dates, arr, listed, susp)
     panel.members = _members(con, rel, codes, dates)
-    if "intraday_bars" in rel:
-        panel.bars30 = np.full((len(codes), len(dates), 8, 5), np.nan, dtype=np.float32)
-        panel.ms = np.full((len(codes), len(dates), len(intraday_sql.MS_FEATURES)), np.nan, dtype=np.float32)
+    if "intraday_bars" in rel and parts & {"bars30", "ms"}:
+        if "bars30" in parts:
+            panel.bars30 = np.full((len(codes), len(dates), 8, 5), np.nan, dtype=np.float32)
+        if "ms" in parts:
+            panel.ms = np.full((len(codes), len(dates), len(intraday_sql.MS_FEATURES)), np.nan, dtype=np.float32)
         # chunks of dates bound the memory of the per-day window functions over 5-minute bars
         for lo in range(0, len(dates), INTRADAY_CHUNK):
             hi = min(lo + INTRADAY_CHUNK, len(dates)) - 1
             span = f"date >= DATE '{dates[lo]}' AND date <= DATE '{dates[hi]}'"
-            bars = _frame(con, intraday_sql.bars30_sql(rel["intraday_bars"], span))
-            _scatter_into(panel.bars30, bars, codes, dates, ["open", "high", "low", "close", "amount"], ["bar"])
-            ms = _frame(con, intraday_sql.ms_features_sql(rel["intraday_bars"], span))
-            _scatter_into(panel.ms, ms, codes, dates, list(intraday_sql.MS_FEATURES))
-    if "l2_daily" in rel:
+            if panel.bars30 is not None:
+                bars = _frame(con, intraday_sql.bars30_sql(rel["intraday_bars"], span))
+                _scatter_into(panel.bars30, bars, codes, dates, ["open", "high", "low", "close", "amount"], ["bar"])
+            if panel.ms is not None:
+                ms = _frame(con, intraday_sql.ms_features_sql(rel["intraday_bars"], span))
+                _scatter_into(panel.ms, ms, codes, dates, list(intraday_sql.MS_FEATURES))
+    if "l2_daily" in rel and "l2" in parts:
         l2 = _frame(con, f"SELECT * FROM {rel['l2_daily']} WHERE {where}")
         names = [c for c in l2.columns if c not in ("code", "date")]
         names = [c for c in L2_FEATURES if c in names] + [c for c in names if c not in L2_FEATURES]

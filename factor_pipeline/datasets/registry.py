@@ -51,5 +51,10 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+# the optional panel parts each dataset reads (datasets.panel.build_panel)
+PANEL_PARTS = {"week": frozenset(), "day": frozenset(), "msnew": frozenset({"bars30"}), "ms": frozenset({"ms"}),
+               "l2": frozenset({"l2"})}
+
+
 class DatasetUnavailable(RuntimeError):
     """The market lacks the data a dataset needs (e.g. no intraday bars): skipped, and said so."""

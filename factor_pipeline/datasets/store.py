@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from factor_pipeline.datasets.panel import Panel, build_panel
+from factor_pipeline.datasets.panel import ALL_PARTS, Panel, build_panel
 from factor_pipeline.market.schema import MARKET_TABLES
 from factor_pipeline.market.warehouse import Warehouse
 
 
-def panel_from_warehouse(wh: Warehouse, start: date | None = None, end: date | None = None) -> Panel:
+def panel_from_warehouse(wh: Warehouse, start: date | None = None, end: date | None = None,
+                         parts: frozenset[str] = ALL_PARTS) -> Panel:
     present = set(wh.tables())
     missing = {"daily_bars", "index_weights"} - present
     if missing:
         raise FileNotFoundError(f"the warehouse {wh.path} has no {sorted(missing)}: load the market first")
     with wh.connect(read_only=True) as con:
         con.execute("SET threads = 2; SET memory_limit = '3GB'; SET preserve_insertion_order = false")
-        return build_panel(con, {t: t for t in MARKET_TABLES if t in present}, start, end)
+        return build_panel(con, {t: t for t in MARKET_TABLES if t in present}, start, end, parts)

@@ -12,7 +12,7 @@ from datetime import timedelta
 import dagster as dg
 
 from factor_pipeline.datasets.base import dataset_base
-from factor_pipeline.datasets.registry import DATASETS, DatasetUnavailable
+from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import dataset_weeks, history_start, label_table, signal_dates
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
@@ -49,11 +49,12 @@ def _dataset_asset(name: str) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         start, end = window_dates(context)
-        panel = panel_from_warehouse(wh, history_start(start, spec.lookback), end - timedelta(days=1))
+        panel = panel_from_warehouse(wh, history_start(start, spec.lookback), end - timedelta(days=1),
+                                     PANEL_PARTS[name])
         dates = signal_dates(panel, start, end)
         where = f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'"
         try:
-            res = dataset_weeks(panel, dataset_base(panel), name, dates)
+            res = dataset_weeks(panel, dataset_base(panel, consume=True), name, dates)
         except DatasetUnavailable as exc:
             context.log.warning(str(exc))
             return dg.MaterializeResult(
@@ -89,7 +90,7 @@ def _dataset_asset(name: str) -> dg.AssetsDefinition:
 def labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     start, end = window_dates(context)
-    panel = panel_from_warehouse(wh, history_start(start, 30), end + timedelta(weeks=LABEL_WEEKS))
+    panel = panel_from_warehouse(wh, history_start(start, 30), end + timedelta(weeks=LABEL_WEEKS), frozenset())
     table = label_table(panel, signal_dates(panel, start, end))
     wh.replace_rows("labels", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
     realised = table["y_raw"].is_not_null().mean() if table.height else 0.0
