@@ -263,3 +263,26 @@ def test_cannot_buy_flags_next_day_suspension_and_limit_up(panel):
     lu, low = panel.field("limit_up"), panel.field("low")
     sealed = (~np.isnan(lu) & (low >= lu))[:, 1:]
     assert (cb[:, :-1] | ~sealed).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_windows_on_the_gpu_equal_the_cpu(panel, base):
+    gpu = base.to("cuda")
+    for name in NAMES:
+        s = torch.from_numpy(_samples(panel, name))
+        t = torch.full((len(s),), T_INDEX)
+        cpu_x = gather(base, name, s, t)
+        gpu_x = gather(gpu, name, s.cuda(), t.cuda()).cpu()
+        torch.testing.assert_close(gpu_x, cpu_x, equal_nan=True)
+
+
+def test_mixed_date_batches_equal_one_date_batches(panel, base):
+    """The block-copy fast path (one date) and the element-wise gather (mixed dates) agree."""
+    for name in NAMES:
+        s = _samples(panel, name, T_INDEX)[:20]
+        one = gather(base, name, torch.from_numpy(s), torch.full((len(s),), T_INDEX))
+        dates = torch.tensor([T_INDEX, T_INDEX - 1] * (len(s) // 2))
+        mixed = gather(base, name, torch.from_numpy(s[: len(dates)]), dates)
+        torch.testing.assert_close(mixed[0::2], one[: len(dates)][0::2], equal_nan=True)
+        other = gather(base, name, torch.from_numpy(s[: len(dates)][1::2]), torch.full((len(dates) // 2,), T_INDEX - 1))
+        torch.testing.assert_close(mixed[1::2], other, equal_nan=True)
