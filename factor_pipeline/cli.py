@@ -11,6 +11,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
 from factor_pipeline.config import PRESETS, home, preset
 
 
@@ -86,8 +88,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from factor_pipeline.market.warehouse import Warehouse
 
     arrays = write_inspect(Warehouse(), args.dataset, args.date, Path(args.out))
+    realised = int(arrays["label"].size - np.isnan(arrays["label"]).sum())
     print(f"wrote {args.out}: x {arrays['x'].shape} for {len(arrays['codes'])} stocks on {args.date}; "
-          f"labels realised for {int((~__import__('numpy').isnan(arrays['label'])).sum())}")
+          f"labels realised for {realised}")
     return 0
 
 

@@ -8,6 +8,8 @@ A label is NaN when t+11 is beyond the data or the stock is not listed at t+1 / 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from factor_pipeline.datasets.panel import Panel
@@ -34,8 +36,8 @@ def cannot_buy(panel: Panel) -> np.ndarray:
 def standardised(y: np.ndarray, samples: np.ndarray) -> np.ndarray:
     """z-score of y per date over samples with a label (median +- 5 scaled-MAD winsorised)."""
     z = np.where(samples, y, np.nan)
-    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
-        __import__("warnings").simplefilter("ignore", RuntimeWarning)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # dates without any labelled sample
         med = np.nanmedian(z, axis=0)
         mad = np.nanmedian(np.abs(z - med), axis=0) * 1.4826
         z = np.clip(z, med - 5 * mad, med + 5 * mad)

@@ -14,7 +14,7 @@ from factor_pipeline.market.calendar import trading_calendar
 from factor_pipeline.market.io import atomic_dir
 from factor_pipeline.market.schema import L2_FEATURES
 from factor_pipeline.market.simulator.engine import DailyPanel, simulate_panel
-from factor_pipeline.market.simulator.indices import index_levels, index_members, index_weights
+from factor_pipeline.market.simulator.indices import index_levels, index_members, index_weights, review_schedule
 from factor_pipeline.market.simulator.intraday import BAR_END_MINUTES, DayBars
 from factor_pipeline.market.simulator.universe import Universe, make_universe
 
@@ -41,7 +41,7 @@ class _IntradayWriter:
     def flush(self) -> None:
         if not self.parts:
             return
-        nb = BARS_PER_DAY = len(BAR_END_MINUTES)
+        nb = len(BAR_END_MINUTES)
         t_all = np.concatenate([np.full(len(i) * nb, t) for t, i, _ in self.parts])
         s_all = np.concatenate([np.repeat(i, nb) for _, i, _ in self.parts])
         cols = {k: np.concatenate([getattr(b, k).ravel() for _, _, b in self.parts])
@@ -49,7 +49,7 @@ class _IntradayWriter:
         df = pl.DataFrame({
             "code": self.codes.gather(s_all),
             "date": pl.Series(self.cal[t_all]).cast(pl.Date),
-            "time": pl.select(self.times.gather(np.tile(np.arange(BARS_PER_DAY), len(t_all) // nb))).to_series(),
+            "time": self.times.gather(np.tile(np.arange(nb), len(t_all) // nb)),
             **cols,
         })
         df.write_parquet(self.folder / f"{self.year}.parquet", **_PARQUET)
@@ -101,8 +101,6 @@ def _index_tables(uni: Universe, cal: np.ndarray, panel: DailyPanel, sizes: dict
     weight_day[0] = True
     y_m = cal.astype("datetime64[M]")
     weight_day |= np.r_[True, y_m[1:] != y_m[:-1]]  # and the first day of each month (reviews settle)
-    from factor_pipeline.market.simulator.indices import review_schedule
-
     for _, eff in review_schedule(cal):
         weight_day[eff] = True
     frames, daily = [], []
