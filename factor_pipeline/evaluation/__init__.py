@@ -1,1 +1,1 @@
-"""Stage `evaluation`: not built yet (see the open issues)."""
+"""Evaluation: RankIC and (later) groups, turnover, common factors, correlations."""

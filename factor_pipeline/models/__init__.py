@@ -1,1 +1,1 @@
-"""Stage `models`: not built yet (see the open issues)."""
+"""Weak-factor networks (ResNet + GRU per dataset), the report's loss and the rolling trainer."""

@@ -1,0 +1,26 @@
+"""RankIC: the Spearman correlation of a score with the realised label across stocks on one date."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), 0-based."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=ranks)
+    return (sums / counts)[inv]
+
+
+def rank_ic(score: np.ndarray, label: np.ndarray) -> float:
+    """Spearman correlation over the stocks where both are finite; NaN with fewer than 3."""
+    ok = np.isfinite(score) & np.isfinite(label)
+    if ok.sum() < 3:
+        return float("nan")
+    a, b = _ranks(score[ok]), _ranks(label[ok])
+    a, b = a - a.mean(), b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")

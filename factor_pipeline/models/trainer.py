@@ -1,0 +1,164 @@
+"""Training a weak-factor network on cross-sectional batches, and rolling it out of sample.
+
+A batch is one date's samples (the report's cross-sectional batch), preprocessed across stocks of
+that date. Adam, early stopping on the validation RankIC (the last part of the training dates),
+one seed for initialisation and date order. Rolling: for each prediction year, train on the
+previous `train_years` of dates whose labels were realised before the year's first prediction
+date; predict the year. So a weak factor at t never comes from a model that saw a label realised
+after t.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import torch
+
+from factor_pipeline.datasets.base import DatasetBase
+from factor_pipeline.datasets.builders import gather
+from factor_pipeline.datasets.labels import HORIZON
+from factor_pipeline.datasets.preprocess import cross_section
+from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.models.loss import factor_loss
+from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
+
+TRADING_DAYS_PER_YEAR = 244
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lam: float = 1.0  # weight of the weak-factor correlation penalty
+    lr: float = 1e-3
+    epochs: int = 8
+    patience: int = 2
+    date_stride: int = 3  # train on every k-th trading date
+    valid_share: float = 0.2
+    train_years: int = 3
+    seed: int = 0
+
+
+@dataclass
+class TrainData:
+    """Everything a trainer reads, derived once from a panel."""
+
+    base: DatasetBase
+    samples: np.ndarray  # [N, T] bool, for this dataset's lookback
+    y_std: np.ndarray  # [N, T] standardised label (NaN where not realised)
+    y_raw: np.ndarray  # [N, T]
+    codes: np.ndarray
+    dates: np.ndarray
+
+
+@dataclass
+class FitResult:
+    model: WeakFactorNet
+    train_dates: list[int]
+    valid_dates: list[int]
+    history: list[dict] = field(default_factory=list)  # per epoch: loss, valid_rank_ic
+    best_epoch: int = -1
+    best_valid_ic: float = float("nan")
+
+
+def net_config(name: str, data: TrainData, **overrides) -> WeakFactorConfig:
+    spec = DATASETS[name]
+    rows = data.base.l2.shape[-1] if name == "l2" else len(spec.rows)
+    return WeakFactorConfig(kind=spec.kind, rows=rows, cols=spec.cols, **overrides)
+
+
+def _batch(data: TrainData, name: str, t: int, need_label: bool) -> tuple[np.ndarray, torch.Tensor]:
+    ok = data.samples[:, t] & (np.isfinite(data.y_std[:, t]) if need_label else True)
+    stocks = np.flatnonzero(ok)
+    x = gather(data.base, name, torch.from_numpy(stocks), torch.full((len(stocks),), t))
+    return stocks, cross_section(x)
+
+
+def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int]) -> float:
+    model.eval()
+    ics = []
+    with torch.no_grad():
+        for t in dates:
+            stocks, x = _batch(data, name, t, need_label=True)
+            if len(stocks) >= 3:
+                ics.append(rank_ic(model(x)[1].numpy(), data.y_raw[stocks, t]))
+    return float(np.nanmean(ics)) if ics else float("nan")
+
+
+def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig) -> FitResult:
+    """Train on `dates` (ascending); the last `valid_share` of them choose the epoch."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    n_valid = max(1, int(len(dates) * cfg.valid_share))
+    train, valid = dates[:-n_valid], dates[-n_valid:]
+    model = WeakFactorNet(net_cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    res = FitResult(model, train, valid)
+    best_state, stale = None, 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        losses = []
+        for t in rng.permutation(train):
+            stocks, x = _batch(data, name, int(t), need_label=True)
+            if len(stocks) < 8:
+                continue
+            z, c = model(x)
+            loss, _ = factor_loss(c, z, torch.from_numpy(data.y_std[stocks, t]).float(), cfg.lam)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        ic = _valid_ic(model, data, name, valid)
+        res.history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                            "valid_rank_ic": ic})
+        if best_state is None or ic > res.best_valid_ic:
+            best_state, res.best_valid_ic, res.best_epoch, stale = copy.deepcopy(model.state_dict()), ic, epoch, 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return res
+
+
+def predict(model: WeakFactorNet, name: str, data: TrainData, dates: list[int]) -> pl.DataFrame:
+    """Weak factors z_1..z_K and output c for every sample at each date (code, date, dataset, z_k, output)."""
+    frames = []
+    with torch.no_grad():
+        for t in dates:
+            stocks, x = _batch(data, name, t, need_label=False)
+            if len(stocks) == 0:
+                continue
+            z, c = model(x)
+            cols = {f"z_{k + 1}": z[:, k].numpy() for k in range(z.shape[1])}
+            frames.append(pl.DataFrame({"code": data.codes[stocks], "date": np.repeat(data.dates[t], len(stocks)),
+                                        "dataset": name, **cols, "output": c.numpy()}))
+    return pl.concat(frames).with_columns(pl.col("date").cast(pl.Date))
+
+
+def training_dates(data: TrainData, name: str, first_prediction: int, cfg: TrainConfig) -> list[int]:
+    """Dates whose labels were realised before `first_prediction` (t + 11 < first_prediction), within
+    `train_years`, every `date_stride`-th, counted back from the newest so the newest is kept."""
+    newest = first_prediction - (HORIZON + 2)
+    oldest = max(newest - cfg.train_years * TRADING_DAYS_PER_YEAR, DATASETS[name].lookback - 1)
+    has = data.samples.any(axis=0)
+    return [t for t in range(newest, oldest - 1, -cfg.date_stride) if has[t]][::-1]
+
+
+def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig,
+            net_cfg: WeakFactorConfig) -> tuple[pl.DataFrame, list[FitResult]]:
+    """Yearly retraining: one fit per calendar year of `predict_dates`, predicting that year."""
+    years = data.dates[predict_dates].astype("datetime64[Y]")
+    out, fits = [], []
+    for y in np.unique(years):
+        these = [t for t, yy in zip(predict_dates, years, strict=True) if yy == y]
+        dates = training_dates(data, name, these[0], cfg)
+        if len(dates) < 5:
+            continue
+        res = fit(name, data, dates, cfg, net_cfg)
+        fits.append(res)
+        out.append(predict(res.model, name, data, these))
+    return (pl.concat(out) if out else pl.DataFrame()), fits

@@ -1,0 +1,136 @@
+"""Weak-factor networks: the loss by hand, the penalty's effect, the signal found, no look-ahead, determinism."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from factor_pipeline.datasets import labels as labels_mod
+from factor_pipeline.datasets.base import dataset_base
+from factor_pipeline.datasets.labels import HORIZON
+from factor_pipeline.datasets.panel import build_panel
+from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.datasets.samples import sample_mask
+from factor_pipeline.datasets.weekly import signal_dates
+from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.market.io import duckdb_reader, table_files
+from factor_pipeline.models.loss import factor_loss
+from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
+from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, rolling, training_dates
+
+FAST = TrainConfig(epochs=3, patience=1, date_stride=3, train_years=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def panel(tiny_dir):
+    con = duckdb.connect()
+    return build_panel(con, {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items() if k != "oracle"})
+
+
+@pytest.fixture(scope="module")
+def base(panel):
+    return dataset_base(panel)
+
+
+def _data(panel, base, name, y=None) -> TrainData:
+    y = labels_mod.forward_returns(panel) if y is None else y
+    m = sample_mask(panel, DATASETS[name].lookback)
+    return TrainData(base, m, labels_mod.standardised(y, m), y, panel.codes, panel.dates)
+
+
+def _oos_ic(out: pl.DataFrame, data: TrainData, dates: list[int]) -> np.ndarray:
+    ics = []
+    for t in dates:
+        day = out.filter(pl.col("date") == data.dates[t].astype(object))
+        i = np.searchsorted(data.codes, day["code"].to_numpy())
+        ics.append(rank_ic(day["output"].to_numpy(), data.y_raw[i, t]))
+    return np.array(ics)
+
+
+def test_loss_equals_a_hand_computation():
+    rng = np.random.default_rng(0)
+    n, k, lam = 7, 3, 2.5
+    c, z, y = rng.normal(size=n), rng.normal(size=(n, k)), rng.normal(size=n)
+    bn = lambda a: (a - a.mean(0)) / np.sqrt(a.var(0) + 1e-5)  # noqa: E731
+    zs = bn(z)
+    gram = np.array([[sum(zs[i, a] * zs[i, b] for i in range(n)) for b in range(k)] for a in range(k)])
+    expect = np.mean((bn(c) - y) ** 2) + lam / (n * k * k) * np.sqrt((gram**2).sum())
+    got, parts = factor_loss(torch.tensor(c), torch.tensor(z), torch.tensor(y), lam)
+    assert float(got) == pytest.approx(expect, rel=1e-9)
+    assert parts["penalty"] == pytest.approx(lam / (n * k * k) * np.linalg.norm(gram), rel=1e-9)
+
+
+def test_network_shapes_and_every_image_column_counts():
+    cases = ((WeakFactorConfig("image", 6, 5), (4, 30, 6, 5)), (WeakFactorConfig("image", 5, 8), (4, 30, 5, 8)),
+             (WeakFactorConfig("sequence", 13), (4, 30, 13)))
+    for cfg, shape in cases:
+        z, c = WeakFactorNet(cfg)(torch.randn(shape))
+        assert z.shape == (4, cfg.n_factors) and c.shape == (4,)
+    net = WeakFactorNet(WeakFactorConfig("image", 6, 5))
+    x = torch.randn(2, 30, 6, 5)
+    x2 = x.clone()
+    x2[:, :, :, :2] += 10.0  # the oldest columns: cropped from the skip path, they still reach c by the convolutions
+    assert not torch.allclose(net(x)[1], net(x2)[1])
+
+
+def _mean_abs_corr(z: np.ndarray) -> float:
+    cc = np.corrcoef(z.T)
+    return float(np.abs(cc[np.triu_indices_from(cc, 1)]).mean())
+
+
+def test_a_larger_lambda_decorrelates_the_weak_factors(panel, base):
+    data = _data(panel, base, "ms")
+    first = panel.date_index(date(2017, 7, 3))
+    dates = training_dates(data, "ms", first, FAST)
+    pred = signal_dates(panel, date(2017, 7, 3), date(2017, 10, 1))
+    corr = {}
+    for lam in (0.0, 20.0):
+        cfg = TrainConfig(**{**FAST.__dict__, "lam": lam, "epochs": 3, "patience": 3})
+        res = fit("ms", data, dates, cfg, net_config("ms", data))
+        z = torch.cat([res.model(x)[0] for x in _inputs(data, "ms", pred)]).detach().numpy()
+        corr[lam] = _mean_abs_corr(z)
+    assert corr[20.0] < corr[0.0]
+
+
+def _inputs(data, name, dates):
+    from factor_pipeline.models.trainer import _batch
+
+    return [_batch(data, name, t, need_label=False)[1] for t in dates]
+
+
+@pytest.mark.slow
+def test_finds_the_planted_signal_out_of_sample(panel, base):
+    data = _data(panel, base, "l2")
+    pred = signal_dates(panel, date(2017, 7, 3), date(2018, 6, 1))
+    out, fits = rolling("l2", data, pred, FAST, net_config("l2", data))
+    ic = _oos_ic(out, data, pred)
+    assert len(fits) == 2 and len(ic) > 40
+    assert np.nanmean(ic) > 0.02 and (ic > 0).mean() > 0.5
+
+
+def test_training_uses_only_labels_realised_before_the_predictions(panel, base):
+    data = _data(panel, base, "ms")
+    first = panel.date_index(date(2018, 1, 5))
+    dates = training_dates(data, "ms", first, FAST)
+    assert max(dates) + HORIZON + 1 < first
+    pred = signal_dates(panel, date(2018, 1, 1), date(2018, 3, 1))
+    out1, _ = rolling("ms", data, pred, FAST, net_config("ms", data))
+    # labels realised after the first prediction date are scrambled: nothing predicted may change
+    y = labels_mod.forward_returns(panel).copy()
+    late = np.arange(y.shape[1]) + HORIZON + 1 >= first
+    y[:, late] = np.random.default_rng(5).normal(size=(y.shape[0], late.sum()))
+    out2, _ = rolling("ms", _data(panel, base, "ms", y), pred, FAST, net_config("ms", data))
+    assert out1.equals(out2)
+
+
+def test_same_seed_same_weights(panel, base):
+    data = _data(panel, base, "ms")
+    dates = training_dates(data, "ms", panel.date_index(date(2017, 7, 3)), FAST)[-30:]
+    a = fit("ms", data, dates, FAST, net_config("ms", data)).model.state_dict()
+    b = fit("ms", data, dates, FAST, net_config("ms", data)).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
