@@ -71,6 +71,8 @@ def _datasets(source, start: date, end: date) -> dict:
 
     lo, hi = source.date_range(connect_memory())
     run = materialize_datasets(max(start, lo), min(end, hi))
+    _LAST_DATASETS.clear()
+    _LAST_DATASETS.update(run.metadata)
     print(f"datasets for rebalance weeks {run.first_week} .. {run.last_week}:")
     for k, md in sorted(run.metadata.items()):
         if md.get("absent"):
@@ -81,6 +83,25 @@ def _datasets(source, start: date, end: date) -> dict:
             print(f"  {k:<14} {md['samples']:>9,} samples of {md['sample_shape']:<14} over {md['signal_dates']} "
                   f"dates, {md['stocks_covered']} stocks, NaN before filling {md['nan_share_before_filling']:.2%}")
     return {"weeks": [run.first_week, run.last_week], "assets": run.metadata, "dagster_run": run.run_id}
+
+
+def _weak_factors(weeks: list[str], training: str, seed: int) -> dict:
+    from factor_pipeline.orchestration.runner import materialize_weak_factors
+
+    skipped = [k.removeprefix("dataset_") for k, md in _LAST_DATASETS.items() if md.get("absent")]
+    run = materialize_weak_factors(weeks[0], weeks[1], training, seed)
+    print(f"weak factors (training preset {training!r}), out of sample, 10-day RankIC on the signal dates:")
+    for k, md in sorted(run.metadata.items()):
+        name = k.removeprefix("weak_factors_")
+        if name in skipped or not md.get("rows"):
+            print(f"  {name:<6} no weak factors ({'dataset not available' if name in skipped else 'no samples'})")
+            continue
+        print(f"  {name:<6} RankIC {md['oos_rank_ic_mean']:+.4f}  ICIR {md['oos_icir']:+.2f}  "
+              f"IC>0 {md['oos_ic_positive_share']:.0%}  fits trained {md['fits_trained']}, reused {md['fits_reused']}")
+    return {"assets": run.metadata, "dagster_run": run.run_id}
+
+
+_LAST_DATASETS: dict[str, dict] = {}
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -118,6 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _prepare(source, args.replace)
     summary = _load(source, args.end)
     summary["datasets"] = _datasets(source, args.start, args.end)
+    training = "demo" if args.data else args.preset
+    summary["weak_factors"] = _weak_factors(summary["datasets"]["weeks"], training, args.seed)
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               "seed": args.seed, "start": str(args.start), "end": str(args.end), "market": summary}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
-    print("stages built so far: market, datasets. weak factors, scores, portfolio and report are not built yet.")
+    print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
+    print("stages built so far: market, datasets, weak factors. scores, portfolio and report are not built yet.")
     return 0
 
 

@@ -54,3 +54,12 @@ def preset(name: str) -> MarketPreset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+# Weak-factor training per preset (models.trainer.TrainConfig fields): the demo trains on every
+# 5th date of the last 3 years, a few epochs, so 5 datasets x 7 yearly fits fit on 2 CPU cores.
+TRAINING: dict[str, dict] = {
+    "tiny": {"epochs": 3, "patience": 1, "date_stride": 3, "train_years": 2},
+    "demo": {"epochs": 4, "patience": 2, "date_stride": 5, "train_years": 3},
+    "full": {"epochs": 12, "patience": 3, "date_stride": 1, "train_years": 4},
+}

@@ -6,8 +6,14 @@ import dagster as dg
 
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS
+from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.partitions import market_weeks, rebalance_weeks
-from factor_pipeline.orchestration.resources import MarketSourceResource, WarehouseResource
+from factor_pipeline.orchestration.resources import (
+    MarketSourceResource,
+    MlflowResource,
+    TorchDeviceResource,
+    WarehouseResource,
+)
 
 market_job = dg.define_asset_job(
     "market_job",
@@ -24,7 +30,8 @@ datasets_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*MARKET_ASSETS, *DATASET_ASSETS],
+    assets=[*MARKET_ASSETS, *DATASET_ASSETS, *WEAK_FACTOR_ASSETS],
     jobs=[market_job, datasets_job],
-    resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource()},
+    resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource(),
+               "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
 )

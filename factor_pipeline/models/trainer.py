@@ -11,6 +11,7 @@ after t.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ from factor_pipeline.datasets.labels import HORIZON
 from factor_pipeline.datasets.preprocess import cross_section
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.models.device import autocast
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
 
@@ -76,6 +78,10 @@ def _batch(data: TrainData, name: str, t: int, need_label: bool) -> tuple[np.nda
     return stocks, cross_section(x)
 
 
+def _device(data: TrainData) -> torch.device:
+    return data.base.pxt.device
+
+
 def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int]) -> float:
     model.eval()
     ics = []
@@ -83,7 +89,9 @@ def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int]
         for t in dates:
             stocks, x = _batch(data, name, t, need_label=True)
             if len(stocks) >= 3:
-                ics.append(rank_ic(model(x)[1].numpy(), data.y_raw[stocks, t]))
+                with autocast(_device(data)):
+                    c = model(x)[1]
+                ics.append(rank_ic(c.float().cpu().numpy(), data.y_raw[stocks, t]))
     return float(np.nanmean(ics)) if ics else float("nan")
 
 
@@ -93,7 +101,8 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     rng = np.random.default_rng(cfg.seed)
     n_valid = max(1, int(len(dates) * cfg.valid_share))
     train, valid = dates[:-n_valid], dates[-n_valid:]
-    model = WeakFactorNet(net_cfg)
+    device = _device(data)
+    model = WeakFactorNet(net_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     res = FitResult(model, train, valid)
     best_state, stale = None, 0
@@ -104,8 +113,10 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
             stocks, x = _batch(data, name, int(t), need_label=True)
             if len(stocks) < 8:
                 continue
-            z, c = model(x)
-            loss, _ = factor_loss(c, z, torch.from_numpy(data.y_std[stocks, t]).float(), cfg.lam)
+            with autocast(device):
+                z, c = model(x)
+            y = torch.from_numpy(data.y_std[stocks, t]).float().to(device)
+            loss, _ = factor_loss(c.float(), z.float(), y, cfg.lam)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -132,10 +143,12 @@ def predict(model: WeakFactorNet, name: str, data: TrainData, dates: list[int]) 
             stocks, x = _batch(data, name, t, need_label=False)
             if len(stocks) == 0:
                 continue
-            z, c = model(x)
-            cols = {f"z_{k + 1}": z[:, k].numpy() for k in range(z.shape[1])}
+            with autocast(_device(data)):
+                z, c = model(x)
+            z, c = z.float().cpu().numpy(), c.float().cpu().numpy()
+            cols = {f"z_{k + 1}": z[:, k] for k in range(z.shape[1])}
             frames.append(pl.DataFrame({"code": data.codes[stocks], "date": np.repeat(data.dates[t], len(stocks)),
-                                        "dataset": name, **cols, "output": c.numpy()}))
+                                        "dataset": name, **cols, "output": c}))
     return pl.concat(frames).with_columns(pl.col("date").cast(pl.Date))
 
 
@@ -148,9 +161,14 @@ def training_dates(data: TrainData, name: str, first_prediction: int, cfg: Train
     return [t for t in range(newest, oldest - 1, -cfg.date_stride) if has[t]][::-1]
 
 
-def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig,
-            net_cfg: WeakFactorConfig) -> tuple[pl.DataFrame, list[FitResult]]:
-    """Yearly retraining: one fit per calendar year of `predict_dates`, predicting that year."""
+def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
+            model_for: Callable[[list[int], list[int]], WeakFactorNet | None] | None = None,
+            on_fit: Callable[[list[int], list[int], FitResult], None] | None = None,
+            ) -> tuple[pl.DataFrame, list[FitResult]]:
+    """Yearly retraining: one model per calendar year of `predict_dates`, predicting that year.
+
+    `model_for(train_dates, year_dates)` may return an already trained model (a cache); `on_fit`
+    is told of every new fit (tracking)."""
     years = data.dates[predict_dates].astype("datetime64[Y]")
     out, fits = [], []
     for y in np.unique(years):
@@ -158,7 +176,12 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
         dates = training_dates(data, name, these[0], cfg)
         if len(dates) < 5:
             continue
-        res = fit(name, data, dates, cfg, net_cfg)
-        fits.append(res)
-        out.append(predict(res.model, name, data, these))
+        model = model_for(dates, these) if model_for else None
+        if model is None:
+            res = fit(name, data, dates, cfg, net_cfg)
+            fits.append(res)
+            model = res.model
+            if on_fit:
+                on_fit(dates, these, res)
+        out.append(predict(model.to(_device(data)), name, data, these))
     return (pl.concat(out) if out else pl.DataFrame()), fits

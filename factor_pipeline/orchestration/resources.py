@@ -50,3 +50,26 @@ class MarketSourceResource(dg.ConfigurableResource):
         if kind == "synthetic":
             return synthetic_source(self.preset, self.seed)
         raise ValueError(f"unknown market source kind {kind!r} (auto, synthetic, files)")
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking: empty URI means `sqlite:///<home>/mlflow.db` (artifacts in `<home>/mlruns`)."""
+
+    tracking_uri: str = ""
+    enabled: bool = True
+
+    def uri(self) -> str | None:
+        from factor_pipeline.models.tracking import default_tracking_uri
+
+        return (self.tracking_uri or default_tracking_uri()) if self.enabled else None
+
+
+class TorchDeviceResource(dg.ConfigurableResource):
+    """`auto` picks CUDA when torch sees it (bf16 autocast), else the CPU with all cores."""
+
+    device: str = "auto"
+
+    def get(self):
+        from factor_pipeline.models.device import pick_device
+
+        return pick_device(self.device)

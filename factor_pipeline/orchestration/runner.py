@@ -12,9 +12,15 @@ from factor_pipeline.market.sources import MarketSource
 from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
+from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.instance import dagster_home
 from factor_pipeline.orchestration.partitions import REBALANCE_START, week_key, week_range
-from factor_pipeline.orchestration.resources import MarketSourceResource, WarehouseResource
+from factor_pipeline.orchestration.resources import (
+    MarketSourceResource,
+    MlflowResource,
+    TorchDeviceResource,
+    WarehouseResource,
+)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -85,3 +91,20 @@ def materialize_datasets(start: date, end: date, quiet: bool = True) -> Datasets
     meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
             for e in res.get_asset_materialization_events()}
     return DatasetsRun(first, last, meta, res.run_id)
+
+
+def materialize_weak_factors(first_week: str, last_week: str, training_preset: str, seed: int = 0,
+                             quiet: bool = True) -> DatasetsRun:
+    """Weak factors of every dataset for a range of rebalance weeks, as one run."""
+    dagster_home()
+    ops = {a.key.to_user_string(): {"config": {"training_preset": training_preset, "seed": seed}}
+           for a in WEAK_FACTOR_ASSETS}
+    cfg = {**(QUIET if quiet else {}), "ops": ops}
+    res = dg.materialize(
+        WEAK_FACTOR_ASSETS, instance=dg.DagsterInstance.get(), run_config=cfg,
+        resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
+        tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
+    )
+    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in res.get_asset_materialization_events()}
+    return DatasetsRun(first_week, last_week, meta, res.run_id)

@@ -1,0 +1,95 @@
+"""MLflow tracking of every weak-factor training, and a local cache of trained models.
+
+Each fit is a run in the experiment `factor_pipeline.weak` (parameters, per-epoch loss and
+validation RankIC, the data hash, the prediction period) and a version of the registered model
+`factor_pipeline.weak.<dataset>`. The store defaults to `sqlite:///<home>/mlflow.db` with
+artifacts under `<home>/mlruns`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from factor_pipeline.config import home
+from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
+from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData
+
+EXPERIMENT = "factor_pipeline.weak"
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def data_hash(data: TrainData, dates: list[int]) -> str:
+    """Fingerprint of what a fit learns from: the samples and labels of its dates and their prices."""
+    h = hashlib.sha256()
+    d = np.asarray(dates)
+    h.update(d.tobytes())
+    h.update(np.ascontiguousarray(data.samples[:, d]).tobytes())
+    h.update(np.nan_to_num(np.ascontiguousarray(data.y_std[:, d])).astype(np.float32).tobytes())
+    h.update(np.ascontiguousarray(data.codes).astype("U12").tobytes())
+    h.update(data.base.pxt[:, :, : int(d.max()) + 1].nan_to_num().sum(dim=(0, 2)).cpu().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+class ModelCache:
+    """Trained weak-factor models on disk, keyed by dataset, configs and data hash."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = root or home() / "models" / "weak"
+
+    def key(self, name: str, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str) -> str:
+        blob = json.dumps({"dataset": name, "train": asdict(cfg), "net": asdict(net_cfg), "data": dhash},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def load(self, name: str, key: str, net_cfg: WeakFactorConfig) -> WeakFactorNet | None:
+        path = self.root / name / f"{key}.pt"
+        if not path.exists():
+            return None
+        model = WeakFactorNet(net_cfg)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+
+    def save(self, name: str, key: str, model: WeakFactorNet) -> Path:
+        path = self.root / name / f"{key}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(model.state_dict(), tmp)
+        tmp.rename(path)
+        return path
+
+
+def log_fit(name: str, res: FitResult, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str, period: str,
+            tags: dict[str, str], tracking_uri: str | None = None) -> str:
+    """Log one fit to MLflow and register it; returns the registered version."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network here, and none wanted
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    import mlflow
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    exp_id = exp.experiment_id if exp else mlflow.create_experiment(
+        EXPERIMENT, artifact_location=(home() / "mlruns").as_uri())
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"weak.{name}.{period}", tags=tags):
+        mlflow.log_params({**{f"train.{k}": v for k, v in asdict(cfg).items()},
+                           **{f"net.{k}": v for k, v in asdict(net_cfg).items()},
+                           "dataset": name, "period": period, "data_hash": dhash,
+                           "train_first_date": tags.get("train_first_date", ""),
+                           "train_last_date": tags.get("train_last_date", "")})
+        for h in res.history:
+            mlflow.log_metrics({"loss": h["loss"], "valid_rank_ic": h["valid_rank_ic"]}, step=h["epoch"])
+        mlflow.log_metrics({"best_valid_rank_ic": res.best_valid_ic, "best_epoch": res.best_epoch})
+        info = mlflow.pytorch.log_model(res.model.cpu(), name="model", pip_requirements=["torch"],
+                                        serialization_format="pickle",
+                                        registered_model_name=f"factor_pipeline.weak.{name}")
+    return str(getattr(info, "registered_model_version", "") or "")

@@ -1,0 +1,68 @@
+"""Weak factors of one dataset for a set of signal dates: rolling fits (cached, tracked), predictions,
+and the out-of-sample RankIC of the output where the label is already realised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import torch
+
+from factor_pipeline.datasets import labels as labels_mod
+from factor_pipeline.datasets.base import dataset_base
+from factor_pipeline.datasets.panel import Panel
+from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.datasets.samples import sample_mask
+from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.models.tracking import ModelCache, data_hash, log_fit
+from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, net_config, rolling
+
+
+@dataclass
+class WeakRun:
+    table: pl.DataFrame  # code, date, dataset, z_1..z_K, output
+    trained: int = 0
+    reused: int = 0
+    valid_ic: list[float] = field(default_factory=list)
+    registered: list[str] = field(default_factory=list)
+    oos_ic: list[float] = field(default_factory=list)  # per signal date with realised labels
+
+
+def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainConfig, n_factors: int,
+                 device: torch.device, cache: ModelCache | None = None, tracking_uri: str | None = None,
+                 tags: dict[str, str] | None = None) -> WeakRun:
+    base = dataset_base(panel, consume=True).to(device)
+    y = labels_mod.forward_returns(panel)
+    mask = sample_mask(panel, DATASETS[name].lookback)
+    data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)
+    net_cfg = net_config(name, data, n_factors=n_factors)
+    run = WeakRun(pl.DataFrame())
+
+    def model_for(dates: list[int], these: list[int]):
+        if cache is None:
+            return None
+        model = cache.load(name, cache.key(name, cfg, net_cfg, data_hash(data, dates)), net_cfg)
+        run.reused += model is not None
+        return model
+
+    def on_fit(dates: list[int], these: list[int], res: FitResult) -> None:
+        run.trained += 1
+        run.valid_ic.append(res.best_valid_ic)
+        dh = data_hash(data, dates)
+        if tracking_uri is not None:  # tracked first: a model is cached only once it is in MLflow
+            period = f"{panel.dates[these[0]]}..{panel.dates[these[-1]]}"
+            run.registered.append(log_fit(name, res, cfg, net_cfg, dh, period, {
+                **(tags or {}), "train_first_date": str(panel.dates[dates[0]]),
+                "train_last_date": str(panel.dates[dates[-1]])}, tracking_uri))
+        if cache is not None:
+            cache.save(name, cache.key(name, cfg, net_cfg, dh), res.model)
+
+    run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit)
+    if run.table.height:
+        for t in predict_dates:
+            day = run.table.filter(pl.col("date") == panel.dates[t].astype(object))
+            i = np.searchsorted(panel.codes, day["code"].to_numpy())
+            if np.isfinite(y[i, t]).sum() >= 10:
+                run.oos_ic.append(rank_ic(day["output"].to_numpy(), y[i, t]))
+    return run
