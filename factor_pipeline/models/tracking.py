@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -76,6 +77,7 @@ def log_fit(name: str, res: FitResult, cfg: TrainConfig, net_cfg: WeakFactorConf
     import mlflow
     import mlflow.pytorch
 
+    logging.getLogger("mlflow").setLevel(logging.ERROR)  # version-by-version chatter; the run page has it all
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
     exp = mlflow.get_experiment_by_name(EXPERIMENT)
     exp_id = exp.experiment_id if exp else mlflow.create_experiment(
