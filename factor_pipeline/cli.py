@@ -97,7 +97,8 @@ def _weak_factors(weeks: list[str], training: str, seed: int) -> dict:
             print(f"  {name:<6} no weak factors ({'dataset not available' if name in skipped else 'no samples'})")
             continue
         print(f"  {name:<6} RankIC {md['oos_rank_ic_mean']:+.4f}  ICIR {md['oos_icir']:+.2f}  "
-              f"IC>0 {md['oos_ic_positive_share']:.0%}  fits trained {md['fits_trained']}, reused {md['fits_reused']}")
+              f"IC>0 {md['oos_ic_positive_share']:.0%}  top-group turnover {md['top_group_turnover_weekly']:.0%}/week  "
+              f"fits trained {md['fits_trained']}, reused {md['fits_reused']}")
     return {"assets": run.metadata, "dagster_run": run.run_id}
 
 

@@ -134,3 +134,31 @@ def test_same_seed_same_weights(panel, base):
     a = fit("ms", data, dates, FAST, net_config("ms", data)).model.state_dict()
     b = fit("ms", data, dates, FAST, net_config("ms", data)).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_top_group_turnover_by_hand():
+    from factor_pipeline.evaluation.ic import top_group_turnover
+
+    codes = np.array([f"s{i}" for i in range(40)])
+    same = np.arange(40.0)
+    shifted = np.roll(same, 1)  # s0 takes the top score: one of the two top names changes
+    assert top_group_turnover([(codes, same), (codes, same)]) == 0.0
+    assert top_group_turnover([(codes, same), (codes, shifted)]) == pytest.approx(0.5)
+    assert top_group_turnover([(codes, same), (codes, -same)]) == 1.0
+
+
+def test_rank_ic_matches_a_hand_spearman():
+    a = np.array([3.0, 1.0, 2.0, 5.0, 4.0])
+    b = np.array([30.0, 20.0, 10.0, 50.0, 40.0])
+    # ranks a: 2,0,1,4,3; b: 2,1,0,4,3; d = 0,-1,1,0,0 -> 1 - 6*2/(5*24) = 0.9
+    assert rank_ic(a, b) == pytest.approx(0.9)
+    assert rank_ic(np.array([1.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(np.sqrt(3) / 2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_training_on_cuda_with_bf16(panel, base):
+    data = _data(panel, base, "week")
+    data = TrainData(base.to("cuda"), data.samples, data.y_std, data.y_raw, data.codes, data.dates)
+    dates = training_dates(data, "week", panel.date_index(date(2017, 7, 3)), FAST)[-10:]
+    res = fit("week", data, dates, FAST, net_config("week", data))
+    assert next(res.model.parameters()).is_cuda and np.isfinite(res.best_valid_ic)

@@ -24,3 +24,18 @@ def rank_ic(score: np.ndarray, label: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def top_group_turnover(days: list[tuple[np.ndarray, np.ndarray]], groups: int = 20) -> float:
+    """Mean weekly one-way turnover of the top group (the best 1/groups of stocks by score).
+
+    `days`: (codes, scores) per consecutive signal date. Turnover between two dates is the share of
+    the later top group that was not in the earlier one."""
+    tops = []
+    for codes, score in days:
+        ok = np.isfinite(score)
+        k = max(1, int(ok.sum()) // groups)
+        order = np.argsort(-score[ok], kind="stable")[:k]
+        tops.append(set(codes[ok][order]))
+    changes = [len(b - a) / len(b) for a, b in zip(tops[:-1], tops[1:], strict=True) if b]
+    return float(np.mean(changes)) if changes else float("nan")

@@ -14,7 +14,7 @@ from factor_pipeline.datasets.base import dataset_base
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.samples import sample_mask
-from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.evaluation.ic import rank_ic, top_group_turnover
 from factor_pipeline.models.tracking import ModelCache, data_hash, log_fit
 from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, net_config, rolling
 
@@ -27,6 +27,7 @@ class WeakRun:
     valid_ic: list[float] = field(default_factory=list)
     registered: list[str] = field(default_factory=list)
     oos_ic: list[float] = field(default_factory=list)  # per signal date with realised labels
+    top_turnover: float = float("nan")  # weekly one-way turnover of the top 1/20 by output
 
 
 def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainConfig, n_factors: int,
@@ -60,9 +61,13 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
 
     run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit)
     if run.table.height:
+        days = []
         for t in predict_dates:
             day = run.table.filter(pl.col("date") == panel.dates[t].astype(object))
-            i = np.searchsorted(panel.codes, day["code"].to_numpy())
+            codes, out = day["code"].to_numpy(), day["output"].to_numpy()
+            days.append((codes, out))
+            i = np.searchsorted(panel.codes, codes)
             if np.isfinite(y[i, t]).sum() >= 10:
-                run.oos_ic.append(rank_ic(day["output"].to_numpy(), y[i, t]))
+                run.oos_ic.append(rank_ic(out, y[i, t]))
+        run.top_turnover = top_group_turnover(days)
     return run

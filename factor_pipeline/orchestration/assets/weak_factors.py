@@ -71,6 +71,7 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
             "fits_reused": run.reused, "registered_versions": ", ".join(run.registered) or "none",
             "oos_rank_ic_mean": round(mean, 4), "oos_icir": round(mean / sd, 3) if sd and sd == sd else float("nan"),
             "oos_ic_positive_share": round(sum(x > 0 for x in ics) / len(ics), 3) if ics else float("nan"),
+            "top_group_turnover_weekly": round(run.top_turnover, 4),
         })
 
     return _asset
