@@ -1,0 +1,88 @@
+"""Non-linear weighting of weak factors (XGBoost): the report's Model1-Model4.
+
+For each model, the weak factors (z_1..z_K and the output) of its datasets are joined per stock and
+date; a gradient-boosted tree model maps them to the standardised label. Rolling like the weak
+factors: for each calendar year of prediction dates, fit on the rows whose label was realised
+(`realised_on`) before the year's first prediction date, over the last `train_years`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+MODELS: dict[str, tuple[str, ...]] = {
+    "model1": ("day", "ms", "l2"),
+    "model2": ("day", "msnew", "l2"),
+    "model3": ("week", "day", "ms", "l2"),
+    "model4": ("week", "day", "msnew", "l2"),
+}
+
+
+@dataclass(frozen=True)
+class CombinerConfig:
+    n_estimators: int = 200
+    max_depth: int = 4
+    learning_rate: float = 0.05
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 20.0
+    train_years: int = 3
+    seed: int = 0
+
+
+@dataclass
+class CombinerFit:
+    year: int
+    train_rows: int
+    train_first: date
+    train_last: date
+    last_realised: date
+    features: list[str] = field(default_factory=list)
+
+
+def feature_frame(weak: pl.DataFrame, datasets: tuple[str, ...]) -> pl.DataFrame:
+    """One row per (code, date) that has weak factors of every dataset; columns `<dataset>_<factor>`."""
+    value_cols = [c for c in weak.columns if c.startswith("z_") or c == "output"]
+    out = None
+    for ds in datasets:
+        part = weak.filter(pl.col("dataset") == ds).select(
+            "code", "date", *[pl.col(c).alias(f"{ds}_{c}") for c in value_cols])
+        if part.height == 0:
+            raise ValueError(f"no weak factors of dataset {ds!r}: the model needs {datasets}")
+        out = part if out is None else out.join(part, on=["code", "date"], how="inner")
+    return out.sort("date", "code")
+
+
+def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
+                   cfg: CombinerConfig) -> tuple[pl.DataFrame, list[CombinerFit]]:
+    """Scores (code, date, score) at `predict_dates`, each from a fit on labels realised before its year."""
+    import xgboost as xgb
+
+    cols = [c for c in features.columns if c not in ("code", "date")]
+    data = features.join(labels.select("code", "date", "y_std", "realised_on"), on=["code", "date"], how="left")
+    out, fits = [], []
+    for year in sorted({d.year for d in predict_dates}):
+        these = sorted(d for d in predict_dates if d.year == year)
+        first = these[0]
+        train = data.filter(
+            pl.col("y_std").is_not_null() & pl.col("realised_on").is_not_null()
+            & (pl.col("realised_on") < first) & (pl.col("date") >= date(first.year - cfg.train_years, first.month,
+                                                                         min(first.day, 28))))
+        if train.height < 100:
+            continue
+        model = xgb.XGBRegressor(
+            n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=cfg.learning_rate,
+            subsample=cfg.subsample, colsample_bytree=cfg.colsample_bytree, min_child_weight=cfg.min_child_weight,
+            tree_method="hist", n_jobs=2, random_state=cfg.seed)
+        model.fit(train.select(cols).to_numpy(), train["y_std"].to_numpy())
+        pred = data.filter(pl.col("date").is_in(these))
+        out.append(pred.select("code", "date").with_columns(
+            score=pl.Series(model.predict(pred.select(cols).to_numpy()).astype(np.float64))))
+        fits.append(CombinerFit(year, train.height, train["date"].min(), train["date"].max(),
+                                train["realised_on"].max(), cols))
+    scores = pl.concat(out) if out else pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
+    return scores, fits

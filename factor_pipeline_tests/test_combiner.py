@@ -1,0 +1,72 @@
+"""The XGBoost combiner: Model1-4 as the report defines them, non-linear gains, no look-ahead."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.models.combiner import MODELS, CombinerConfig, feature_frame, rolling_scores
+
+
+def _market(seed: int = 0, n: int = 150, weeks: int = 160):
+    """Weak factors of two datasets and a label that needs both, non-linearly."""
+    rng = np.random.default_rng(seed)
+    dates = [date(2016, 1, 8) + timedelta(weeks=w) for w in range(weeks)]
+    rows, labels = [], []
+    for d in dates:
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        y = np.tanh(a) * (b > 0) + 0.5 * b - 0.3 * a**2 + rng.normal(scale=1.0, size=n)
+        codes = [f"{i:06d}.SH" for i in range(n)]
+        rows.append(pl.DataFrame({"code": codes, "date": d, "dataset": "day", "z_1": a, "output": a}))
+        rows.append(pl.DataFrame({"code": codes, "date": d, "dataset": "week", "z_1": b, "output": b}))
+        labels.append(pl.DataFrame({"code": codes, "date": d, "y_std": (y - y.mean()) / y.std(), "y_raw": y,
+                                    "realised_on": d + timedelta(days=15)}))
+    return pl.concat(rows), pl.concat(labels), dates
+
+
+def test_models_are_the_reports():
+    assert MODELS == {"model1": ("day", "ms", "l2"), "model2": ("day", "msnew", "l2"),
+                      "model3": ("week", "day", "ms", "l2"), "model4": ("week", "day", "msnew", "l2")}
+
+
+def test_combination_beats_each_input_out_of_sample():
+    weak, labels, dates = _market()
+    feats = feature_frame(weak, ("week", "day"))
+    pred = [d for d in dates if d.year == 2018]
+    scores, fits = rolling_scores(feats, labels, pred, CombinerConfig(n_estimators=100, train_years=2))
+    assert [f.year for f in fits] == [2018]
+    j = scores.join(labels, on=["code", "date"]).join(feats, on=["code", "date"])
+    ic = {k: np.mean([rank_ic(g[k].to_numpy(), g["y_raw"].to_numpy()) for _, g in j.group_by("date")])
+          for k in ("score", "day_output", "week_output")}
+    assert ic["score"] > max(ic["day_output"], ic["week_output"]) + 0.02
+
+
+def test_never_trains_on_a_label_realised_after_the_prediction_date():
+    weak, labels, dates = _market(seed=1)
+    feats = feature_frame(weak, ("week", "day"))
+    pred = [d for d in dates if d.year == 2018]
+    cfg = CombinerConfig(n_estimators=50, train_years=2)
+    s1, fits = rolling_scores(feats, labels, pred, cfg)
+    assert all(f.last_realised < date(f.year, 1, 1) + timedelta(days=7) for f in fits)
+    assert fits[0].last_realised < min(pred)
+    # labels realised on or after the first prediction date are scrambled: the scores stay the same
+    late = pl.col("realised_on") >= min(pred)
+    noise = pl.Series(np.random.default_rng(9).normal(size=labels.height))
+    s2, _ = rolling_scores(feats, labels.with_columns(pl.when(late).then(noise).otherwise(pl.col("y_std"))
+                                                      .alias("y_std")), pred, cfg)
+    assert s1.equals(s2)
+
+
+def test_feature_frame_needs_every_dataset():
+    weak, _, _ = _market(weeks=3)
+    f = feature_frame(weak, ("week", "day"))
+    assert f.columns == ["code", "date", "week_z_1", "week_output", "day_z_1", "day_output"]
+    try:
+        feature_frame(weak, ("week", "ms"))
+    except ValueError as exc:
+        assert "ms" in str(exc)
+    else:
+        raise AssertionError("a missing dataset must be an error")
