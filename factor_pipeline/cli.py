@@ -102,6 +102,22 @@ def _weak_factors(weeks: list[str], training: str, seed: int) -> dict:
     return {"assets": run.metadata, "dagster_run": run.run_id}
 
 
+def _scores(weeks: list[str]) -> dict:
+    from factor_pipeline.models.combiner import MODELS
+    from factor_pipeline.orchestration.runner import materialize_scores
+
+    run = materialize_scores(weeks[0], weeks[1])
+    md = run.metadata.get("scores", {})
+    print("scores (XGBoost over weak factors), out of sample, 10-day RankIC on the signal dates:")
+    for model, datasets in MODELS.items():
+        if f"{model}_not_runnable" in md:
+            print(f"  {model} not runnable: {md[f'{model}_not_runnable']}")
+        elif f"{model}_rank_ic_mean" in md:
+            print(f"  {model} ({' + '.join(datasets)}): RankIC {md[f'{model}_rank_ic_mean']:+.4f}  "
+                  f"ICIR {md[f'{model}_icir']:+.2f}  IC>0 {md[f'{model}_ic_positive_share']:.0%}")
+    return {"assets": run.metadata, "dagster_run": run.run_id}
+
+
 _LAST_DATASETS: dict[str, dict] = {}
 
 
@@ -142,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["datasets"] = _datasets(source, args.start, args.end)
     training = "demo" if args.data else args.preset
     summary["weak_factors"] = _weak_factors(summary["datasets"]["weeks"], training, args.seed)
+    summary["scores"] = _scores(summary["datasets"]["weeks"])
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +167,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
-    print("stages built so far: market, datasets, weak factors. scores, portfolio and report are not built yet.")
+    print("stages built so far: market, datasets, weak factors, scores. evaluation tables, portfolio and report "
+          "are not built yet.")
     return 0
 
 

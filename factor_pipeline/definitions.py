@@ -6,6 +6,7 @@ import dagster as dg
 
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS
+from factor_pipeline.orchestration.assets.scores import scores
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.partitions import market_weeks, rebalance_weeks
 from factor_pipeline.orchestration.resources import (
@@ -30,7 +31,7 @@ datasets_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*MARKET_ASSETS, *DATASET_ASSETS, *WEAK_FACTOR_ASSETS],
+    assets=[*MARKET_ASSETS, *DATASET_ASSETS, *WEAK_FACTOR_ASSETS, scores],
     jobs=[market_job, datasets_job],
     resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource(),
                "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},

@@ -70,3 +70,18 @@ def test_feature_frame_needs_every_dataset():
         assert "ms" in str(exc)
     else:
         raise AssertionError("a missing dataset must be an error")
+
+
+def test_models_without_their_datasets_are_reported_not_runnable():
+    from factor_pipeline.models.scores import model_scores
+
+    weak, labels, dates = _market(weeks=120)  # only `day` and `week`, as on a daily-only market
+    res = model_scores(weak, labels, [d for d in dates if d.year == 2018], CombinerConfig(n_estimators=20))
+    assert set(res.not_runnable) == {"model1", "model2", "model3", "model4"}
+    assert "ms" in res.not_runnable["model1"] and "msnew" in res.not_runnable["model4"]
+    assert res.scores.height == 0
+    full = pl.concat([weak] + [weak.filter(pl.col("dataset") == "day").with_columns(dataset=pl.lit(d))
+                               for d in ("ms", "msnew", "l2")])
+    res = model_scores(full, labels, [d for d in dates if d.year == 2018], CombinerConfig(n_estimators=20))
+    assert res.not_runnable == {} and set(res.scores["model"].unique()) == {"model1", "model2", "model3", "model4"}
+    assert all(len(v) > 10 for v in res.oos_ic.values())

@@ -12,6 +12,7 @@ from factor_pipeline.market.sources import MarketSource
 from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
+from factor_pipeline.orchestration.assets.scores import scores as scores_asset
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.instance import dagster_home
 from factor_pipeline.orchestration.partitions import REBALANCE_START, week_key, week_range
@@ -103,6 +104,19 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
     res = dg.materialize(
         WEAK_FACTOR_ASSETS, instance=dg.DagsterInstance.get(), run_config=cfg,
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
+        tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
+    )
+    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in res.get_asset_materialization_events()}
+    return DatasetsRun(first_week, last_week, meta, res.run_id)
+
+
+def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> DatasetsRun:
+    """Model1-Model4 scores for a range of rebalance weeks, as one run."""
+    dagster_home()
+    res = dg.materialize(
+        [scores_asset], instance=dg.DagsterInstance.get(), run_config=QUIET if quiet else None,
+        resources={"warehouse": WarehouseResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
     meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
