@@ -176,3 +176,12 @@ def test_ui_serves_the_asset_graph_on_loopback_and_stops_on_sigterm(home):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert proc.returncode is not None
+
+
+def test_replace_rows_adds_columns_a_newer_version_writes(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.replace_rows("t", pl.DataFrame({"k": [1, 2], "a": [1.0, 2.0]}), "true")
+    wh.replace_rows("t", pl.DataFrame({"k": [2], "a": [3.0], "b": ["x"]}), "k = 2")
+    with wh.connect(read_only=True) as con:
+        rows = con.execute("SELECT k, a, b FROM t ORDER BY k").fetchall()
+    assert rows == [(1, 1.0, None), (2, 3.0, "x")]

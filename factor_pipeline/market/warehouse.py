@@ -136,6 +136,10 @@ class Warehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
+                have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+                for name, typ in con.execute("DESCRIBE _incoming").fetchall()[: len(frame.columns)]:
+                    if name not in have:  # a newer version adds a column: older rows read it as null
+                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {typ}')
                 con.execute(f"DELETE FROM {table} WHERE {where}")
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
                 con.execute("COMMIT")
