@@ -137,9 +137,9 @@ class Warehouse:
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
                 have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-                for name, typ in con.execute("DESCRIBE _incoming").fetchall()[: len(frame.columns)]:
-                    if name not in have:  # a newer version adds a column: older rows read it as null
-                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {typ}')
+                for row in con.execute("DESCRIBE _incoming").fetchall():
+                    if row[0] not in have:  # a newer version adds a column: older rows read it as null
+                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{row[0]}" {row[1]}')
                 con.execute(f"DELETE FROM {table} WHERE {where}")
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
                 con.execute("COMMIT")
