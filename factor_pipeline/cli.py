@@ -71,8 +71,6 @@ def _datasets(source, start: date, end: date) -> dict:
 
     lo, hi = source.date_range(connect_memory())
     run = materialize_datasets(max(start, lo), min(end, hi))
-    _LAST_DATASETS.clear()
-    _LAST_DATASETS.update(run.metadata)
     print(f"datasets for rebalance weeks {run.first_week} .. {run.last_week}:")
     for k, md in sorted(run.metadata.items()):
         if md.get("absent"):
@@ -85,11 +83,11 @@ def _datasets(source, start: date, end: date) -> dict:
     return {"weeks": [run.first_week, run.last_week], "assets": run.metadata, "dagster_run": run.run_id}
 
 
-def _weak_factors(weeks: list[str], training: str, seed: int) -> dict:
+def _weak_factors(datasets: dict, training: str, seed: int) -> dict:
     from factor_pipeline.orchestration.runner import materialize_weak_factors
 
-    skipped = [k.removeprefix("dataset_") for k, md in _LAST_DATASETS.items() if md.get("absent")]
-    run = materialize_weak_factors(weeks[0], weeks[1], training, seed)
+    skipped = [k.removeprefix("dataset_") for k, md in datasets["assets"].items() if md.get("absent")]
+    run = materialize_weak_factors(datasets["weeks"][0], datasets["weeks"][1], training, seed)
     print(f"weak factors (training preset {training!r}), out of sample, 10-day RankIC on the signal dates:")
     for k, md in sorted(run.metadata.items()):
         name = k.removeprefix("weak_factors_")
@@ -116,9 +114,6 @@ def _scores(weeks: list[str]) -> dict:
             print(f"  {model} ({' + '.join(datasets)}): RankIC {md[f'{model}_rank_ic_mean']:+.4f}  "
                   f"ICIR {md[f'{model}_icir']:+.2f}  IC>0 {md[f'{model}_ic_positive_share']:.0%}")
     return {"assets": run.metadata, "dagster_run": run.run_id}
-
-
-_LAST_DATASETS: dict[str, dict] = {}
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -157,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = _load(source, args.end)
     summary["datasets"] = _datasets(source, args.start, args.end)
     training = "demo" if args.data else args.preset
-    summary["weak_factors"] = _weak_factors(summary["datasets"]["weeks"], training, args.seed)
+    summary["weak_factors"] = _weak_factors(summary["datasets"], training, args.seed)
     summary["scores"] = _scores(summary["datasets"]["weeks"])
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
     out = home() / "reports" / name

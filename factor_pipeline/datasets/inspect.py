@@ -28,11 +28,11 @@ def inspect_arrays(wh: Warehouse, name: str, day: date) -> dict[str, np.ndarray]
     stocks = np.flatnonzero(sample_mask(panel, DATASETS[name].lookback)[:, t])
     base = dataset_base(panel, consume=True)
     x = gather(base, name, torch.from_numpy(stocks), torch.full((len(stocks),), t))
-    y = labels_mod.forward_returns(panel)[stocks, t]
+    y_all = labels_mod.forward_returns(panel)
     return {
         "x": x.numpy(), "x_std": cross_section(x).numpy(), "codes": panel.codes[stocks],
-        "feature_names": np.array(feature_names(base, name)), "label": y,
-        "label_std": labels_mod.standardised(labels_mod.forward_returns(panel), sample_mask(panel, STEPS))[stocks, t],
+        "feature_names": np.array(feature_names(base, name)), "label": y_all[stocks, t],
+        "label_std": labels_mod.standardised(y_all, sample_mask(panel, STEPS))[stocks, t],
         "cannot_buy": labels_mod.cannot_buy(panel)[stocks, t], "date": np.array(str(day)),
     }
 

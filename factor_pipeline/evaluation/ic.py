@@ -39,3 +39,14 @@ def top_group_turnover(days: list[tuple[np.ndarray, np.ndarray]], groups: int = 
         tops.append(set(codes[ok][order]))
     changes = [len(b - a) / len(b) for a, b in zip(tops[:-1], tops[1:], strict=True) if b]
     return float(np.mean(changes)) if changes else float("nan")
+
+
+def ic_summary(ics: list[float]) -> dict[str, float]:
+    """RankIC mean, ICIR (mean / population sd) and the share of dates with RankIC > 0."""
+    v = np.array([x for x in ics if np.isfinite(x)])
+    if len(v) == 0:
+        return {"rank_ic_mean": float("nan"), "icir": float("nan"), "ic_positive_share": float("nan")}
+    sd = v.std()
+    icir = round(float(v.mean() / sd), 3) if sd > 0 else float("nan")
+    positive = round(float((v > 0).mean()), 3)
+    return {"rank_ic_mean": round(float(v.mean()), 4), "icir": icir, "ic_positive_share": positive}

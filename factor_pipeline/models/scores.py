@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 import polars as pl
 
 from factor_pipeline.evaluation.ic import rank_ic
@@ -41,13 +40,3 @@ def model_scores(weak: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[d
     if frames:
         res.scores = pl.concat(frames)
     return res
-
-
-def ic_summary(ics: list[float]) -> dict[str, float]:
-    v = np.array([x for x in ics if np.isfinite(x)])
-    if len(v) == 0:
-        return {"rank_ic_mean": float("nan"), "icir": float("nan"), "ic_positive_share": float("nan")}
-    sd = v.std()
-    icir = round(float(v.mean() / sd), 3) if sd > 0 else float("nan")
-    positive = round(float((v > 0).mean()), 3)
-    return {"rank_ic_mean": round(float(v.mean()), 4), "icir": icir, "ic_positive_share": positive}

@@ -70,14 +70,21 @@ def materialize_market(source: MarketSource, end: date | None = None, quiet: boo
 
 
 @dataclass
-class DatasetsRun:
+class StageRun:
+    """One Dagster run over a range of rebalance weeks and what its assets reported."""
+
     first_week: str
     last_week: str
     metadata: dict[str, dict]  # asset name -> its materialisation metadata (plain values)
     run_id: str
 
 
-def materialize_datasets(start: date, end: date, quiet: bool = True) -> DatasetsRun:
+def _metadata(res: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    return {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in res.get_asset_materialization_events()}
+
+
+def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun:
     """Datasets and labels for the rebalance weeks overlapping [start, end], as one run."""
     dagster_home()
     first = max(week_key(start), REBALANCE_START)
@@ -89,13 +96,11 @@ def materialize_datasets(start: date, end: date, quiet: bool = True) -> Datasets
         run_config=QUIET if quiet else None,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
-    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in res.get_asset_materialization_events()}
-    return DatasetsRun(first, last, meta, res.run_id)
+    return StageRun(first, last, _metadata(res), res.run_id)
 
 
 def materialize_weak_factors(first_week: str, last_week: str, training_preset: str, seed: int = 0,
-                             quiet: bool = True) -> DatasetsRun:
+                             quiet: bool = True) -> StageRun:
     """Weak factors of every dataset for a range of rebalance weeks, as one run."""
     dagster_home()
     ops = {a.key.to_user_string(): {"config": {"training_preset": training_preset, "seed": seed}}
@@ -106,12 +111,10 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
-    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in res.get_asset_materialization_events()}
-    return DatasetsRun(first_week, last_week, meta, res.run_id)
+    return StageRun(first_week, last_week, _metadata(res), res.run_id)
 
 
-def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> DatasetsRun:
+def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> StageRun:
     """Model1-Model4 scores for a range of rebalance weeks, as one run."""
     dagster_home()
     res = dg.materialize(
@@ -119,6 +122,4 @@ def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> D
         resources={"warehouse": WarehouseResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
-    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in res.get_asset_materialization_events()}
-    return DatasetsRun(first_week, last_week, meta, res.run_id)
+    return StageRun(first_week, last_week, _metadata(res), res.run_id)

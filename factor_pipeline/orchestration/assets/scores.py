@@ -6,8 +6,9 @@ from datetime import timedelta
 import dagster as dg
 
 from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.evaluation.ic import ic_summary
 from factor_pipeline.models.combiner import CombinerConfig
-from factor_pipeline.models.scores import ic_summary, model_scores
+from factor_pipeline.models.scores import model_scores
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
 from factor_pipeline.orchestration.resources import WarehouseResource
 

@@ -15,6 +15,7 @@ from factor_pipeline.config import TRAINING
 from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start, signal_dates
+from factor_pipeline.evaluation.ic import ic_summary
 from factor_pipeline.models.tracking import ModelCache
 from factor_pipeline.models.trainer import TrainConfig
 from factor_pipeline.models.weak import weak_factors
@@ -63,14 +64,12 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         if run.table.height:
             wh.replace_rows("weak_factors", run.table,
                             f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'")
-        ics = [x for x in run.oos_ic if x == x]
-        mean = sum(ics) / len(ics) if ics else float("nan")
-        sd = (sum((x - mean) ** 2 for x in ics) / len(ics)) ** 0.5 if ics else float("nan")
+        ic = ic_summary(run.oos_ic)
         return dg.MaterializeResult(metadata={
             "rows": run.table.height, "signal_dates": len(dates), "fits_trained": run.trained,
             "fits_reused": run.reused, "registered_versions": ", ".join(run.registered) or "none",
-            "oos_rank_ic_mean": round(mean, 4), "oos_icir": round(mean / sd, 3) if sd and sd == sd else float("nan"),
-            "oos_ic_positive_share": round(sum(x > 0 for x in ics) / len(ics), 3) if ics else float("nan"),
+            "oos_rank_ic_mean": ic["rank_ic_mean"], "oos_icir": ic["icir"],
+            "oos_ic_positive_share": ic["ic_positive_share"],
             "top_group_turnover_weekly": round(run.top_turnover, 4),
         })
 
