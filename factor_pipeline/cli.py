@@ -77,6 +77,8 @@ def _datasets(source, start: date, end: date) -> dict:
             print(f"  {k:<14} skipped: {md['reason']}")
         elif k == "labels":
             print(f"  {k:<14} {md['rows']:>9,} rows, realised {md['realised_share']:.1%}")
+        elif "samples" not in md:
+            print(f"  {k:<18} {md['rows']:>9,} rows (stock, signal date)")
         else:
             print(f"  {k:<14} {md['samples']:>9,} samples of {md['sample_shape']:<14} over {md['signal_dates']} "
                   f"dates, {md['stocks_covered']} stocks, NaN before filling {md['nan_share_before_filling']:.2%}")
@@ -113,6 +115,28 @@ def _scores(weeks: list[str]) -> dict:
         elif f"{model}_rank_ic_mean" in md:
             print(f"  {model} ({' + '.join(datasets)}): RankIC {md[f'{model}_rank_ic_mean']:+.4f}  "
                   f"ICIR {md[f'{model}_icir']:+.2f}  IC>0 {md[f'{model}_ic_positive_share']:.0%}")
+    return {"assets": run.metadata, "dagster_run": run.run_id}
+
+
+def _report(name: str, start: date, end: date) -> dict:
+    from factor_pipeline.orchestration.runner import materialize_report
+
+    run = materialize_report(name, start, end)
+    out = home() / "reports" / name
+    doc = json.loads((out / "metrics.json").read_text())
+    print(f"evaluation (out of sample, csi_all; {len(doc['datasets'])} datasets, {len(doc['models'])} models, "
+          f"{len(doc['baselines'])} baselines):")
+    for section in ("datasets", "models", "baselines"):
+        for n, per in doc[section].items():
+            s = per.get("csi_all") or {}
+            top = s.get("top_excess_ann")
+            print(f"  {n:<17} RankIC {s.get('rank_ic_mean') or float('nan'):+.4f}  top-group excess/yr "
+                  f"{top if top is None else f'{top:+.1%}'}")
+    if doc["oracle_rank_ic_mean"]:
+        print(f"  {'oracle (ceiling)':<17} RankIC {doc['oracle_rank_ic_mean'].get('csi_all') or float('nan'):+.4f}")
+    for k, v in doc["orderings"].items():
+        print(f"  ordering {k}: {'holds' if v['holds'] else 'fails' if v['holds'] is False else 'n/a'}")
+    print(f"report: {out / 'report.html'}\nmetrics: {out / 'metrics.json'}")
     return {"assets": run.metadata, "dagster_run": run.run_id}
 
 
@@ -155,6 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["weak_factors"] = _weak_factors(summary["datasets"], training, args.seed)
     summary["scores"] = _scores(summary["datasets"]["weeks"])
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
+    summary["report"] = _report(name, args.start, args.end)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     record = {"data": source.spec, "preset": None if args.data else args.preset,
@@ -162,8 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
-    print("stages built so far: market, datasets, weak factors, scores. evaluation tables, portfolio and report "
-          "are not built yet.")
+    print("stages built so far: market, datasets, weak factors, scores, evaluation and report; the portfolio stage "
+          "(risk model, enhanced weights, backtest) is not built yet.")
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
+from factor_pipeline.orchestration.assets.features import FEATURE_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS
-from factor_pipeline.orchestration.assets.scores import scores
+from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
+from factor_pipeline.orchestration.assets.scores import baseline_scores, scores
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.partitions import market_weeks, rebalance_weeks
 from factor_pipeline.orchestration.resources import (
@@ -31,7 +33,8 @@ datasets_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*MARKET_ASSETS, *DATASET_ASSETS, *WEAK_FACTOR_ASSETS, scores],
+    assets=[*MARKET_ASSETS, *DATASET_ASSETS, *FEATURE_ASSETS, *WEAK_FACTOR_ASSETS, scores, baseline_scores,
+            *REPORT_ASSETS],
     jobs=[market_job, datasets_job],
     resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource(),
                "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},

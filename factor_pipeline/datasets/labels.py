@@ -2,6 +2,8 @@
 
 y_raw[t]    adjusted VWAP of t+11 / adjusted VWAP of t+1 - 1 (trade at next day's VWAP, hold 10 days)
 y_std[t]    y_raw winsorised and z-scored across the samples of date t
+y_week[t]   adjusted VWAP of the day after the next signal date / adjusted VWAP of t+1 - 1: the return
+            of holding from one weekly rebalance to the next (what group returns and NAVs compound)
 cannot_buy  suspended at t+1, or limit-up all day at t+1 (low >= limit_up): no fill at t+1's VWAP
 A label is NaN when t+11 is beyond the data or the stock is not listed at t+1 / t+11 (delisting).
 """
@@ -43,3 +45,19 @@ def standardised(y: np.ndarray, samples: np.ndarray) -> np.ndarray:
         z = np.clip(z, med - 5 * mad, med + 5 * mad)
         mean, std = np.nanmean(z, axis=0), np.nanstd(z, axis=0)
         return np.where(std > 0, (z - mean) / std, np.nan)
+
+
+def period_returns(panel: Panel, signals: list[int]) -> np.ndarray:
+    """[N, len(signals)] return from the VWAP after signal k to the VWAP after signal k+1 (adjusted).
+
+    NaN for the last signal, where the next entry day is beyond the panel, or where the stock has no
+    VWAP on either entry day (suspended or delisted)."""
+    av = panel.field("vwap").astype(np.float64) * panel.field("adj_factor")
+    out = np.full((av.shape[0], len(signals)), np.nan)
+    s = np.asarray(signals, dtype=int)
+    if len(s) < 2:
+        return out
+    entry, nxt = s[:-1] + 1, s[1:] + 1
+    ok = nxt < av.shape[1]
+    out[:, :-1][:, ok] = av[:, nxt[ok]] / av[:, entry[ok]] - 1.0
+    return out

@@ -80,9 +80,15 @@ def _preview(x: torch.Tensor, name: str, names: tuple[str, ...]) -> str:
 
 
 def label_table(panel: Panel, dates: list[int]) -> pl.DataFrame:
-    """code, date, y_raw, y_std, cannot_buy, realised_on (the date of t+11, null if beyond the data) for
-    listed stocks at the signal dates; y is null where not realised."""
+    """code, date, y_raw, y_std, y_week, cannot_buy, realised_on (the date of t+11, null if beyond the data)
+    for listed stocks at the signal dates; y is null where not realised.
+
+    y_week needs the next signal date: it is taken from the panel's signal dates, but never from the
+    panel's last week, which the panel may cut short."""
     y = labels_mod.forward_returns(panel)
+    every = signal_dates(panel, panel.dates[0].astype(object), panel.dates[-1].astype(object) + timedelta(days=1))
+    yw = labels_mod.period_returns(panel, every)
+    col = {t: k for k, t in enumerate(every)}
     ystd = labels_mod.standardised(y, sample_mask(panel, STEPS))
     cb = labels_mod.cannot_buy(panel)
     frames = []
@@ -91,13 +97,15 @@ def label_table(panel: Panel, dates: list[int]) -> pl.DataFrame:
         due = t + labels_mod.HORIZON + 1
         realised_on = panel.dates[due] if due < len(panel.dates) else np.datetime64("NaT", "D")
         frames.append(pl.DataFrame({"code": panel.codes[i], "date": np.repeat(panel.dates[t], len(i)), "y_raw": y[i, t],
-                                    "y_std": ystd[i, t], "cannot_buy": cb[i, t],
+                                    "y_std": ystd[i, t],
+                                    "y_week": yw[i, col[t]] if t in col else np.full(len(i), np.nan),
+                                    "cannot_buy": cb[i, t],
                                     "realised_on": np.repeat(realised_on, len(i))}))
     if not frames:
         return pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "y_raw": pl.Float64, "y_std": pl.Float64,
-                                    "cannot_buy": pl.Boolean, "realised_on": pl.Date})
+                                    "y_week": pl.Float64, "cannot_buy": pl.Boolean, "realised_on": pl.Date})
     return pl.concat(frames).with_columns(pl.col("date", "realised_on").cast(pl.Date),
-                                          pl.col("y_raw", "y_std").fill_nan(None))
+                                          pl.col("y_raw", "y_std", "y_week").fill_nan(None))
 
 
 def history_start(first_week: date, lookback_days: int = 150) -> date:

@@ -4,6 +4,8 @@ For each model, the weak factors (z_1..z_K and the output) of its datasets are j
 date; a gradient-boosted tree model maps them to the standardised label. Rolling like the weak
 factors: for each calendar year of prediction dates, fit on the rows whose label was realised
 (`realised_on`) before the year's first prediction date, over the last `train_years`.
+Features are z-scored across the stocks of each date first (`cross_sectional_z`): a tree then splits
+on where a stock stands that day, not on a level that drifts from year to year.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class CombinerConfig:
     min_child_weight: float = 20.0
     train_years: int = 3
     seed: int = 0
+    standardise: bool = True
 
 
 @dataclass
@@ -42,6 +45,14 @@ class CombinerFit:
     train_last: date
     last_realised: date
     features: list[str] = field(default_factory=list)
+    model: object = None  # the fitted xgboost.XGBRegressor
+
+
+def cross_sectional_z(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+    """Each column z-scored across the rows of its date (missing and constant columns become 0)."""
+    z = [((pl.col(c) - pl.col(c).mean().over("date")) / pl.col(c).std().over("date")).fill_nan(0).fill_null(0)
+         .alias(c) for c in cols]
+    return df.with_columns(z)
 
 
 def feature_frame(weak: pl.DataFrame, datasets: tuple[str, ...]) -> pl.DataFrame:
@@ -63,6 +74,8 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
     import xgboost as xgb
 
     cols = [c for c in features.columns if c not in ("code", "date")]
+    if cfg.standardise:
+        features = cross_sectional_z(features, cols)
     data = features.join(labels.select("code", "date", "y_std", "realised_on"), on=["code", "date"], how="left")
     out, fits = [], []
     for year in sorted({d.year for d in predict_dates}):
@@ -83,6 +96,6 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
         out.append(pred.select("code", "date").with_columns(
             score=pl.Series(model.predict(pred.select(cols).to_numpy()).astype(np.float64))))
         fits.append(CombinerFit(year, train.height, train["date"].min(), train["date"].max(),
-                                train["realised_on"].max(), cols))
+                                train["realised_on"].max(), cols, model))
     scores = pl.concat(out) if out else pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
     return scores, fits

@@ -23,6 +23,7 @@ from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
 from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData
 
 EXPERIMENT = "factor_pipeline.weak"
+SCORE_EXPERIMENT = "factor_pipeline.score"
 
 
 def default_tracking_uri() -> str:
@@ -69,19 +70,44 @@ class ModelCache:
         return path
 
 
-def log_fit(name: str, res: FitResult, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str, period: str,
-            tags: dict[str, str], tracking_uri: str | None = None) -> str:
-    """Log one fit to MLflow and register it; returns the registered version."""
+def _experiment(tracking_uri: str | None, experiment: str) -> str:
+    """Point mlflow at the store; the experiment's id (created with artifacts under the home)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network here, and none wanted
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
-    import mlflow.pytorch
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # version-by-version chatter; the run page has it all
     mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
-    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    exp = mlflow.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else mlflow.create_experiment(
-        EXPERIMENT, artifact_location=(home() / "mlruns").as_uri())
+        experiment, artifact_location=(home() / "mlruns").as_uri())
+    return exp_id
+
+
+def log_combiner_fit(model_name: str, fit, cfg, datasets: tuple[str, ...], tags: dict[str, str],
+                     tracking_uri: str | None = None, registry_prefix: str = "factor_pipeline.score") -> str:
+    """Log one yearly XGBoost fit (Model1-4 or a baseline) and register it as `<prefix>.<model_name>`."""
+    exp_id = _experiment(tracking_uri, SCORE_EXPERIMENT)
+    import mlflow
+    import mlflow.xgboost
+
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"score.{model_name}.{fit.year}", tags=tags):
+        mlflow.log_params({**{f"xgb.{k}": v for k, v in asdict(cfg).items()}, "model": model_name,
+                           "datasets": "+".join(datasets), "year": fit.year, "train_rows": fit.train_rows,
+                           "train_first_date": str(fit.train_first), "train_last_date": str(fit.train_last),
+                           "last_label_realised_on": str(fit.last_realised), "n_features": len(fit.features)})
+        info = mlflow.xgboost.log_model(fit.model, name="model", pip_requirements=["xgboost"],
+                                        registered_model_name=f"{registry_prefix}.{model_name}")
+    return str(getattr(info, "registered_model_version", "") or "")
+
+
+def log_fit(name: str, res: FitResult, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str, period: str,
+            tags: dict[str, str], tracking_uri: str | None = None) -> str:
+    """Log one fit to MLflow and register it; returns the registered version."""
+    exp_id = _experiment(tracking_uri, EXPERIMENT)
+    import mlflow
+    import mlflow.pytorch
+
     with mlflow.start_run(experiment_id=exp_id, run_name=f"weak.{name}.{period}", tags=tags):
         mlflow.log_params({**{f"train.{k}": v for k, v in asdict(cfg).items()},
                            **{f"net.{k}": v for k, v in asdict(net_cfg).items()},

@@ -11,7 +11,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from factor_pipeline.market.sources import MarketSource
 from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
+from factor_pipeline.orchestration.assets.features import FEATURE_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
+from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
+from factor_pipeline.orchestration.assets.scores import baseline_scores
 from factor_pipeline.orchestration.assets.scores import scores as scores_asset
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.instance import dagster_home
@@ -85,14 +88,15 @@ def _metadata(res: dg.ExecuteInProcessResult) -> dict[str, dict]:
 
 
 def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun:
-    """Datasets and labels for the rebalance weeks overlapping [start, end], as one run."""
+    """Datasets, labels and hand-crafted features for the rebalance weeks overlapping [start, end], as one run."""
     dagster_home()
     first = max(week_key(start), REBALANCE_START)
     last = week_key(end)
     if last < first:
         raise ValueError(f"no rebalance week in {start} .. {end} (rebalance weeks start {REBALANCE_START})")
     res = dg.materialize(
-        DATASET_ASSETS, resources={"warehouse": WarehouseResource()}, instance=dg.DagsterInstance.get(),
+        [*DATASET_ASSETS, *FEATURE_ASSETS], resources={"warehouse": WarehouseResource()},
+        instance=dg.DagsterInstance.get(),
         run_config=QUIET if quiet else None,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
@@ -115,11 +119,23 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
 
 
 def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> StageRun:
-    """Model1-Model4 scores for a range of rebalance weeks, as one run."""
+    """Model1-Model4 scores and the baselines for a range of rebalance weeks, as one run."""
     dagster_home()
     res = dg.materialize(
-        [scores_asset], instance=dg.DagsterInstance.get(), run_config=QUIET if quiet else None,
-        resources={"warehouse": WarehouseResource()},
+        [scores_asset, baseline_scores], instance=dg.DagsterInstance.get(), run_config=QUIET if quiet else None,
+        resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
     return StageRun(first_week, last_week, _metadata(res), res.run_id)
+
+
+def materialize_report(name: str, start: date, end: date, quiet: bool = True) -> StageRun:
+    """Evaluation (metrics.json and tables) and report.html over the signal dates in [start, end]."""
+    dagster_home()
+    cfg = {"config": {"name": name, "start": str(start), "end": str(end)}}
+    res = dg.materialize(
+        REPORT_ASSETS, instance=dg.DagsterInstance.get(),
+        run_config={**(QUIET if quiet else {}), "ops": {"evaluation": cfg, "report": cfg}},
+        resources={"warehouse": WarehouseResource()},
+    )
+    return StageRun(str(start), str(end), _metadata(res), res.run_id)

@@ -4,13 +4,16 @@ import warnings
 from datetime import timedelta
 
 import dagster as dg
+import polars as pl
 
 from factor_pipeline.datasets.registry import DATASETS
-from factor_pipeline.evaluation.ic import ic_summary
-from factor_pipeline.models.combiner import CombinerConfig
+from factor_pipeline.evaluation.ic import ic_summary, rank_ic
+from factor_pipeline.models.baselines import equal_weight, gbdt_handcrafted
+from factor_pipeline.models.combiner import MODELS, CombinerConfig
 from factor_pipeline.models.scores import model_scores
+from factor_pipeline.models.tracking import log_combiner_fit
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
-from factor_pipeline.orchestration.resources import WarehouseResource
+from factor_pipeline.orchestration.resources import MlflowResource, WarehouseResource
 
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
@@ -24,6 +27,21 @@ class ScoresConfig(dg.Config):
     train_years: int = 3
     seed: int = 0
 
+    def combiner(self) -> CombinerConfig:
+        return CombinerConfig(n_estimators=self.n_estimators, max_depth=self.max_depth,
+                              learning_rate=self.learning_rate, train_years=self.train_years, seed=self.seed)
+
+
+def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, config: ScoresConfig,
+          tables: tuple[str, ...]) -> tuple:
+    wh = warehouse.get()
+    start, end = window_dates(context)
+    since = start - timedelta(days=366 * (config.train_years + 1))
+    with wh.connect(read_only=True) as con:
+        span = f"date >= DATE '{since}' AND date < DATE '{end}'"
+        frames = [con.sql(f"SELECT * FROM {t} WHERE {span}").pl() for t in tables]
+    return wh, start, end, frames
+
 
 @dg.asset(
     group_name="scores",
@@ -31,23 +49,20 @@ class ScoresConfig(dg.Config):
     + [dg.AssetDep("labels", partition_mapping=HISTORY)],
     partitions_def=rebalance_weeks,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"xgboost", "duckdb"},
+    kinds={"xgboost", "duckdb", "mlflow"},
     description="Model1-Model4 scores: XGBoost over the weak factors of each model's datasets, retrained per "
-                "year on labels realised before it (table `scores`: code, date, model, score).",
+                "year on labels realised before it (table `scores`: code, date, model, score). Every fit is "
+                "an MLflow run and a version of `factor_pipeline.score.model<N>`.",
 )
-def scores(context: dg.AssetExecutionContext, config: ScoresConfig,
-           warehouse: WarehouseResource) -> dg.MaterializeResult:
-    wh = warehouse.get()
-    start, end = window_dates(context)
-    since = start - timedelta(days=366 * (config.train_years + 1))
-    with wh.connect(read_only=True) as con:
-        span = f"date >= DATE '{since}' AND date < DATE '{end}'"
-        weak = con.sql(f"SELECT * FROM weak_factors WHERE {span}").pl()
-        labels = con.sql(f"SELECT * FROM labels WHERE {span}").pl()
+def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
+           mlflow: MlflowResource) -> dg.MaterializeResult:
+    wh, start, end, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
     dates = sorted({d for d in weak["date"].to_list() if start <= d < end}) if weak.height else []
-    cfg = CombinerConfig(n_estimators=config.n_estimators, max_depth=config.max_depth,
-                         learning_rate=config.learning_rate, train_years=config.train_years, seed=config.seed)
+    cfg = config.combiner()
     res = model_scores(weak, labels, dates, cfg)
+    tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
+    versions = {m: [log_combiner_fit(m, f, cfg, MODELS[m], tags, mlflow.uri()) for f in fits]
+                for m, fits in res.fits.items()}
     if res.scores.height:
         wh.replace_rows("scores", res.scores, f"date >= DATE '{start}' AND date < DATE '{end}'")
     meta: dict = {"rows": res.scores.height, "signal_dates": len(dates)}
@@ -59,4 +74,42 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig,
         meta[f"{model}_rank_ic_mean"], meta[f"{model}_icir"] = s["rank_ic_mean"], s["icir"]
         meta[f"{model}_ic_positive_share"] = s["ic_positive_share"]
         meta[f"{model}_fits"] = len(res.fits[model])
+        meta[f"{model}_registered_versions"] = ", ".join(versions[model]) or "none"
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    group_name="scores",
+    deps=[dg.AssetDep(f"weak_factors_{n}", partition_mapping=HISTORY) for n in DATASETS]
+    + [dg.AssetDep("labels", partition_mapping=HISTORY), dg.AssetDep("alpha158_features", partition_mapping=HISTORY)],
+    partitions_def=rebalance_weeks,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"xgboost", "duckdb", "mlflow"},
+    description="The baselines on the same dates as Model1-4 (table `baseline_scores`): `equal_weight` (mean of "
+                "the datasets' z-scored outputs) and `gbdt_handcrafted` (XGBoost on Alpha158-style features, "
+                "same yearly rolling; registered as `factor_pipeline.baseline.gbdt_handcrafted`).",
+)
+def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
+                    mlflow: MlflowResource) -> dg.MaterializeResult:
+    wh, start, end, (weak, labels, feats) = _read(warehouse, context, config,
+                                                 ("weak_factors", "labels", "alpha158_features"))
+    dates = sorted({d for d in weak["date"].to_list() if start <= d < end}) if weak.height else []
+    cfg = config.combiner()
+    ew = equal_weight(weak, dates).with_columns(model=pl.lit("equal_weight"))
+    gb, fits = gbdt_handcrafted(feats, labels, dates, cfg)
+    tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
+    versions = [log_combiner_fit("gbdt_handcrafted", f, cfg, ("alpha158",), tags, mlflow.uri(),
+                                 "factor_pipeline.baseline") for f in fits]
+    # like Model1-4, a baseline scores only the years it has a fit for: the same dates are compared
+    gb = gb.with_columns(model=pl.lit("gbdt_handcrafted"))
+    ew = ew.filter(pl.col("date").is_in(gb["date"].unique().implode()))
+    table = pl.concat([f.select("code", "date", "model", pl.col("score").cast(pl.Float64)) for f in (ew, gb)])
+    if table.height:
+        wh.replace_rows("baseline_scores", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
+    meta: dict = {"rows": table.height, "signal_dates": len(dates), "gbdt_fits": len(fits),
+                  "gbdt_registered_versions": ", ".join(versions) or "none"}
+    j = table.join(labels.select("code", "date", "y_raw"), on=["code", "date"]).drop_nulls("y_raw")
+    for (model,), g in j.group_by("model"):
+        ics = [rank_ic(d["score"].to_numpy(), d["y_raw"].to_numpy()) for _, d in g.group_by("date") if d.height >= 10]
+        meta[f"{model}_rank_ic_mean"] = ic_summary(ics)["rank_ic_mean"]
     return dg.MaterializeResult(metadata=meta)

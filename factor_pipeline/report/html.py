@@ -1,0 +1,170 @@
+"""report.html: the report's tables and figures for one run, readable offline (plots inlined as PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import polars as pl
+
+from factor_pipeline.models.combiner import MODELS
+from factor_pipeline.report.metrics import DATASET_NAMES
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.ok{color:#070}.fail{color:#b00}
+.note{color:#555;font-size:.92em}img{max-width:100%}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}"""
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.2%}" if pct else f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def _table(head: list[str], rows: list[list], pct_cols: set[int] = frozenset()) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(v, i in pct_cols)}</td>" for i, v in enumerate(r)) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _sections(m: dict) -> dict[str, dict]:
+    return {**m["datasets"], **m["models"], **m["baselines"]}
+
+
+def _summary_rows(names: list[str], per: dict, uni: str) -> list[list]:
+    rows = []
+    for n in names:
+        s = per.get(n, {}).get(uni)
+        if s:
+            rows.append([n, s["rank_ic_mean"], s["icir"], s["ic_positive_share"], s["top_excess_ann"],
+                         s.get("top_vol_ann"), s.get("top_max_drawdown"), s["top_turnover_weekly"]])
+    return rows
+
+
+def _group_bars(groups: pl.DataFrame, names: list[str], uni: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in names if groups.filter((pl.col("name") == n) & (pl.col("universe") == uni)).height]
+    if not names:
+        return ""
+    cols = min(3, len(names))
+    fig, axes = plt.subplots((len(names) + cols - 1) // cols, cols, figsize=(4 * cols, 2.6 * ((len(names) + cols - 1)
+                                                                                          // cols)), squeeze=False)
+    for ax, n in zip(axes.flat, names, strict=False):
+        g = (groups.filter((pl.col("name") == n) & (pl.col("universe") == uni)).group_by("group")
+             .agg(pl.col("excess").mean() * 52).sort("group"))
+        ax.bar(g["group"].to_numpy(), g["excess"].to_numpy(), color="#4a7ab5")
+        ax.set_title(n, fontsize=9)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(f"{uni}: mean weekly excess return x 52 by group (1 = lowest score)", fontsize=10)
+    return _png(fig)
+
+
+def _cum_ic(ic: pl.DataFrame, names: list[str], uni: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    for n in names:
+        s = ic.filter((pl.col("name") == n) & (pl.col("universe") == uni)).sort("date")
+        if s.height:
+            ax.plot(s["date"].to_numpy(), s["rank_ic"].cum_sum().to_numpy(), label=n, lw=1.2)
+    ax.set_title(f"cumulative 10-day RankIC ({uni})", fontsize=10)
+    ax.legend(fontsize=8, ncol=4)
+    ax.tick_params(labelsize=8)
+    return _png(fig)
+
+
+def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None, out: Path) -> Path:
+    """Write report.html from a metrics.json document and the per-date RankIC and group tables."""
+    per = _sections(m)
+    run = m["run"]
+    parts = [f"<html><head><meta charset='utf-8'><title>factor_pipeline report</title><style>{CSS}</style>"
+             "</head><body>", "<h1>factor_pipeline: weak factors, Model1–Model4 and baselines</h1>",
+             f"<p class='note'>data: {_fmt(run['data'])} · preset {_fmt(run['preset'])} · seed {_fmt(run['seed'])}"
+             f" · signal dates {run['start']} … {run['end']} · git {_fmt(run['git'])}. Every figure is out of "
+             "sample: each model was fitted on labels realised before the year it scores.</p>"]
+    head = ["score", "RankIC", "ICIR", "IC>0", "top excess/yr", "top vol/yr", "top max DD", "top turnover/wk"]
+    pct = {3, 4, 5, 6, 7}
+    parts.append("<h2>Table 1 — weak factors per dataset (csi_all, 20 groups)</h2>")
+    parts.append(_table(head, _summary_rows(list(DATASET_NAMES), per, "csi_all"), pct))
+    parts.append("<h2>Table 2 — Model1–Model4 and baselines by universe</h2>")
+    for uni in ("csi_all", "csi300", "csi500", "csi1000"):
+        rows = _summary_rows([*MODELS, *m["baselines"]], per, uni)
+        if rows:
+            parts.append(f"<h3>{uni} ({'20' if uni == 'csi_all' else '5'} groups)</h3>" + _table(head, rows, pct))
+    oracle = m.get("oracle_rank_ic_mean") or {}
+    if oracle:
+        parts.append("<p>Ceiling — the simulator's oracle (the planted expected return) RankIC: " + ", ".join(
+            f"{u} {_fmt(v)}" for u, v in oracle.items()) + "</p>")
+    parts.append("<h2>Table 3 — top group per year (csi_all): absolute / excess return</h2>")
+    years = sorted({y for n in per for y in (per[n].get("csi_all", {}).get("top_by_year") or {})})
+    rows = []
+    for n in [*DATASET_NAMES, *MODELS, *m["baselines"]]:
+        by = per.get(n, {}).get("csi_all", {}).get("top_by_year") or {}
+        if by:
+            rows.append([n, *[f"{by[y]['absolute']:.1%} / {by[y]['excess']:.1%}" if y in by else "–" for y in years]])
+    parts.append(_table(["score", *years], rows))
+    parts.append("<h2>Table 4 — group excess return per year (csi_all), top group first</h2>")
+    rows = [[n, *(per[n]["csi_all"]["group_excess_ann"][:5] + per[n]["csi_all"]["group_excess_ann"][-2:])]
+            for n in [*DATASET_NAMES, *MODELS, *m["baselines"]] if per.get(n, {}).get("csi_all")]
+    parts.append(_table(["score", "g20 (top)", "g19", "g18", "g17", "g16", "g2", "g1 (bottom)"], rows,
+                        set(range(1, 8))))
+    corr = m.get("correlations") or {}
+    names = [n for n in DATASET_NAMES if n in corr]
+    if names:
+        parts.append("<h2>Table 5 — correlation between the datasets' outputs (mean cross-sectional Pearson)</h2>")
+        parts.append(_table(["", *names], [[a, *[corr[a].get(b) for b in names]] for a in names]))
+    exp = m.get("exposures") or {}
+    if exp:
+        factors = sorted({f for e in exp.values() for f in e})
+        parts.append("<h2>Table 6 — correlation with common factors (csi_all; size = size bias)</h2>")
+        parts.append(_table(["score", *factors], [[n, *[exp[n].get(f) for f in factors]] for n in exp]))
+    parts.append("<h2>Table 7 — the report's orderings on this data</h2><p class='note'>csi_all RankIC over the "
+                 "signal dates every dataset and model has</p><ul>")
+    for k, v in (m.get("orderings") or {}).items():
+        state = {True: "<span class='ok'>holds</span>", False: "<span class='fail'>fails</span>",
+                 None: "cannot be said (missing scores)"}[v["holds"]]
+        vals = ", ".join(_fmt(x) for x in v.get("values", []))
+        parts.append(f"<li>{html.escape(k)}: {state} <span class='note'>({vals})</span></li>")
+    parts.append("</ul>")
+    if groups is not None and groups.height:
+        parts.append("<h2>Figures 7–8 — group excess returns</h2>")
+        parts.append(_group_bars(groups, list(DATASET_NAMES), "csi_all"))
+        parts.append(_group_bars(groups, [*MODELS, *m["baselines"]], "csi_all"))
+    if ic is not None and ic.height:
+        parts.append("<h2>Figures 9–10 — cumulative RankIC</h2>")
+        parts.append(_cum_ic(ic, list(DATASET_NAMES), "csi_all"))
+        parts.append(_cum_ic(ic, [*MODELS, *m["baselines"], "oracle"], "csi_all"))
+    if m.get("not_built"):
+        parts.append("<h2>Not in this report</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in m["not_built"])
+                     + "</ul>")
+    parts.append("</body></html>")
+    path = out / "report.html"
+    tmp = out / "report.html.tmp"
+    tmp.write_text("\n".join(parts))
+    tmp.replace(path)
+    return path
