@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -131,7 +132,15 @@ def test_cli_run_on_the_tiny_market(home):
     assert "loaded weeks" in out.stdout
     wh = Warehouse(home / "warehouse.duckdb")
     assert {"daily_bars", "intraday_bars", "l2_daily", "index_weights", "index_daily", "oracle"} <= set(wh.tables())
-    assert (home / "reports" / "tiny-seed0" / "run.json").exists()
+    report = home / "reports" / "tiny-seed0"
+    assert (report / "run.json").exists() and (report / "report.html").stat().st_size > 10_000
+    from factor_pipeline.report.metrics import validate_metrics
+
+    doc = json.loads((report / "metrics.json").read_text())
+    validate_metrics(doc)
+    assert set(doc["models"]) == {"model1", "model2", "model3", "model4"}
+    assert doc["oracle_rank_ic_mean"]["csi_all"] > 0.1
+    assert {"scores", "baseline_scores", "common_factors", "alpha158_features"} <= set(wh.tables())
     # a second run is idempotent
     before = _checksums(wh)
     out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "0"],

@@ -1,0 +1,94 @@
+"""Weekly execution and daily NAV: target weights decided at the signal date's close are traded at
+the next trading day's VWAP, with costs, and held (drifting) until the next execution.
+
+Per stock, holdings are values in NAV units. On an execution day e: holdings move from the last
+close to e's VWAP, trades bring them to target x NAV, except where a fill is impossible on e
+(suspended, or limit-up all day for a buy: low >= limit_up; limit-down all day for a sell:
+high <= limit_down), which leaves that stock as it is. Buys cost 0.1% and sells 0.2% of the traded
+value; when cancelled sells leave too little cash, buys are scaled down; spare cash is held at 0%.
+Then holdings move from e's VWAP to e's close. Other days: close to close. Adjusted prices throughout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BUY_COST, SELL_COST = 0.001, 0.002
+
+
+@dataclass
+class Prices:
+    """[N, T] adjusted close and VWAP, and the fill blocks of each day."""
+
+    close: np.ndarray
+    vwap: np.ndarray
+    no_buy: np.ndarray  # bool [N, T]
+    no_sell: np.ndarray  # bool [N, T]
+
+
+class Book:
+    """Holdings (values in NAV units) and cash, moved day by day; NAV recorded at each close."""
+
+    def __init__(self, prices: Prices, start: int):
+        self.p = prices
+        self.h, self.cash, self.day = np.zeros(prices.close.shape[0]), 1.0, start
+        self.days, self.nav = [start], [1.0]
+        self.turnover: list[float] = []  # one-way: bought value / NAV, per execution
+        self.costs: list[float] = []  # cost / NAV, per execution
+        self.cancelled: list[int] = []  # trades a fill block stopped, per execution
+        self.executed: list[np.ndarray] = []  # weights right after each execution
+
+    def weights(self) -> np.ndarray:
+        return self.h / (self.h.sum() + self.cash)
+
+    def _record(self) -> None:
+        self.days.append(self.day)
+        self.nav.append(float(self.h.sum() + self.cash))
+
+    def advance(self, to: int) -> None:
+        """Hold close to close through day `to`."""
+        for d in range(self.day + 1, to + 1):
+            self.h = self.h * _ratio(self.p.close[:, d], self.p.close[:, d - 1])
+            self.day = d
+            self._record()
+
+    def execute(self, e: int, target: np.ndarray) -> None:
+        """Day `e` (the day after the signal): close -> VWAP, trade to `target`, VWAP -> close."""
+        self.advance(e - 1)
+        self.h = self.h * _ratio(self.p.vwap[:, e], self.p.close[:, e - 1])
+        total = self.h.sum() + self.cash
+        trade = target * total - self.h
+        blocked = ((trade > 0) & self.p.no_buy[:, e]) | ((trade < 0) & self.p.no_sell[:, e])
+        trade = np.where(blocked, 0.0, trade)
+        buys, sells = trade.clip(min=0), -trade.clip(max=0)
+        spare = self.cash + sells.sum() * (1 - SELL_COST)
+        need = buys.sum() * (1 + BUY_COST)
+        if need > spare:
+            buys = buys * (max(spare, 0.0) / need)
+        self.h = self.h + buys - sells
+        self.cash = spare - buys.sum() * (1 + BUY_COST)
+        self.turnover.append(float(buys.sum() / total))
+        self.costs.append(float((buys.sum() * BUY_COST + sells.sum() * SELL_COST) / total))
+        self.cancelled.append(int(blocked.sum()))
+        self.executed.append(self.weights())
+        self.h = self.h * _ratio(self.p.close[:, e], self.p.vwap[:, e])
+        self.day = e
+        self._record()
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = a / b
+    return np.where(np.isfinite(g), g, 1.0)  # no price (suspended, delisted): value unchanged
+
+
+def run_backtest(prices: Prices, targets: dict[int, np.ndarray], end: int | None = None) -> Book:
+    """NAV from the close before the first execution (= 1) to `end`; `targets`: execution day -> weights."""
+    days = sorted(targets)
+    book = Book(prices, days[0] - 1)
+    for e in days:
+        book.execute(e, targets[e])
+    book.advance(prices.close.shape[1] - 1 if end is None else end)
+    return book

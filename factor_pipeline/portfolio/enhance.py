@@ -1,0 +1,85 @@
+"""Weekly index enhancement of one index with one model's scores: risk model, optimiser and the
+book, stepped together so each week's turnover limit starts from what was really held.
+
+At signal date t: the universe is csi_all at t (plus anything still held); alpha is the score
+z-scored over it; a stock suspended at t or closing at its limit-up cannot be bought, one
+suspended or closing at its limit-down cannot be sold. Trades execute at t+1's VWAP (Book).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from factor_pipeline.datasets.panel import Panel
+from factor_pipeline.portfolio.backtest import Book, Prices
+from factor_pipeline.portfolio.optimiser import TE, Limits, Problem, ex_ante_te, solve, violations
+from factor_pipeline.portfolio.risk import RiskModel
+
+
+def prices_of(panel: Panel) -> Prices:
+    f = panel.field
+    adj = f("adj_factor").astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        no_buy = panel.suspended | ~panel.listed | (f("low") >= f("limit_up"))
+        no_sell = panel.suspended | ~panel.listed | (f("high") <= f("limit_down"))
+    return Prices(f("close") * adj, f("vwap") * adj, no_buy, no_sell)
+
+
+@dataclass
+class EnhancedRun:
+    index: str
+    model: str
+    book: Book
+    weights: pl.DataFrame  # date, index, model, code, weight (targets at each signal date)
+    audit: pl.DataFrame  # date, max_violation, relaxed, ex_ante_te, solve_seconds, turnover_target
+    seconds: list[float] = field(default_factory=list)
+
+
+def enhance(panel: Panel, risk: RiskModel, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
+            limits: Limits | None = None) -> EnhancedRun:
+    """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1)."""
+    lim = limits or Limits(te=TE[index])
+    prices = prices_of(panel)
+    f = panel.field
+    with np.errstate(invalid="ignore"):
+        up_at_t = panel.suspended | (f("close") >= f("limit_up"))
+        down_at_t = panel.suspended | (f("close") <= f("limit_down"))
+    book, rows, audit = None, [], []
+    n_t = len(panel.dates)
+    for k, t in enumerate(risk.signals):
+        s = scores[:, k]
+        if t + 1 >= n_t or not np.isfinite(s).any() or not np.isfinite(bench[:, k]).all():
+            continue
+        if book is None:
+            book = Book(prices, int(t))
+        else:
+            book.advance(int(t))
+        prev = book.weights() if book.executed else None
+        universe = panel.members["csi_all"][:, t] & panel.listed[:, t] & np.isfinite(s)
+        z = np.where(universe, s, np.nan)
+        z = np.where(universe, (z - np.nanmean(z)) / (np.nanstd(z) or 1.0), 0.0)
+        cov, spec = risk.covariance(int(t))
+        x = risk.exposures(k)
+        n_ind = len(risk.industries)
+        p = Problem(z, bench[:, k], bench[:, k] > 0, x[:, n_ind:], x[:, :n_ind], cov, spec, prev,
+                    can_buy=universe & ~up_at_t[:, t], can_sell=~down_at_t[:, t])
+        sol = solve(p, lim)
+        v = violations(p, sol.weights, sol.limits)
+        te = ex_ante_te(p, sol.weights)
+        date = panel.dates[t]
+        keep = sol.weights > 1e-6
+        rows.append(pl.DataFrame({"date": np.repeat(date, keep.sum()), "index": index, "model": model,
+                                  "code": panel.codes[keep], "weight": sol.weights[keep]}))
+        audit.append({"date": date, "max_violation": max(v.values()), "worst": max(v, key=v.get),
+                      "relaxed": ", ".join(sol.relaxed), "ex_ante_te": te, "solve_seconds": sol.seconds,
+                      "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
+        book.execute(int(t) + 1, sol.weights)
+    if book is None:
+        raise ValueError(f"no signal date with {model} scores and {index} weights to build a portfolio on")
+    book.advance(n_t - 1)
+    weights = pl.concat(rows).with_columns(pl.col("date").cast(pl.Date))
+    aud = pl.DataFrame(audit).with_columns(pl.col("date").cast(pl.Date))
+    return EnhancedRun(index, model, book, weights, aud, aud["solve_seconds"].to_list())

@@ -1,0 +1,162 @@
+"""A point-in-time multi-factor risk model from bars: style and industry exposures, factor covariance
+(exponentially weighted) and shrunk specific risk.
+
+Styles at signal date t (trailing windows only), standardised per date to a cap-weighted mean of 0
+and an equal-weighted sd of 1 (clipped at +-3):
+size                 log float market cap
+beta                 slope of the stock's daily return on the cap-weighted market over 120 days
+momentum             log return from t-252 to t-21
+residual_volatility  sd of (return - beta * market) over 60 days
+liquidity            log mean turnover over 20 days
+nonlinear_size       size^3, cap-weighted orthogonal to size
+short_term_reversal  5-day return
+Factor returns: each day's stock returns regressed (weights sqrt(cap)) on the industry dummies and
+the styles of the latest signal date before that day. Covariance at t: factor returns up to t,
+half-life 60 days, over the last 252 days, x252 (annual). Specific variance: the same EWMA of each
+stock's residuals, shrunk 30% toward the cross-sectional median.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from factor_pipeline.datasets.panel import Panel
+from factor_pipeline.datasets.windows import daily_returns, lag, stat, window
+
+STYLES = ("size", "beta", "momentum", "residual_volatility", "liquidity", "nonlinear_size", "short_term_reversal")
+HALF_LIFE, COV_DAYS, SHRINK = 60, 252, 0.3
+
+
+def _standardise(x: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    """[N] -> cap-weighted mean 0, sd 1, clipped at +-3, missing -> 0 (the cap-weighted average stock)."""
+    ok = np.isfinite(x) & np.isfinite(cap) & (cap > 0)
+    out = np.zeros_like(x)
+    if ok.sum() < 3:
+        return out
+    for _ in range(2):
+        mu = np.average(x[ok], weights=cap[ok])
+        sd = x[ok].std()
+        z = (x - mu) / sd if sd > 0 else np.zeros_like(x)
+        x = np.clip(z, -3, 3)
+    out[ok] = x[ok]
+    return out
+
+
+def market_returns(panel: Panel) -> np.ndarray:
+    """[T] cap-weighted (previous close float cap) mean return of the traded stocks."""
+    r = daily_returns(panel.field("close").astype(np.float64) * panel.field("adj_factor"))
+    cap = np.full(r.shape, np.nan)
+    cap[:, 1:] = (panel.field("close") * panel.field("float_shares"))[:, :-1]
+    ok = np.isfinite(r) & np.isfinite(cap) & ~panel.suspended
+    w = np.where(ok, cap, 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(w.sum(0) > 0, (np.where(ok, r, 0) * w).sum(0) / w.sum(0), np.nan)
+
+
+def style_exposures(panel: Panel, ts: list[int]) -> np.ndarray:
+    """[N, len(ts), len(STYLES)] standardised style exposures at the panel dates `ts`."""
+    ts = np.asarray(ts, dtype=int)
+    ac = panel.field("close").astype(np.float64) * panel.field("adj_factor")
+    r = daily_returns(ac)
+    rm = market_returns(panel)[None, :].repeat(r.shape[0], axis=0)
+    cap = (panel.field("close") * panel.field("float_shares")).astype(np.float64)
+    rw, mw = window(r, 120, ts), window(rm, 120, ts)
+    both = np.isfinite(rw) & np.isfinite(mw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # stocks without a single day in the window
+        rwc = np.where(both, rw - np.nanmean(np.where(both, rw, np.nan), -1, keepdims=True), np.nan)
+        mwc = np.where(both, mw - np.nanmean(np.where(both, mw, np.nan), -1, keepdims=True), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = np.where(both.mean(-1) >= 0.8, np.nansum(rwc * mwc, -1) / np.nansum(mwc * mwc, -1), np.nan)
+    resid = window(r, 60, ts) - beta[..., None] * window(rm, 60, ts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw = {
+            "size": np.log(cap[:, ts]),
+            "beta": beta,
+            "momentum": np.log(lag(ac, 21, ts) / lag(ac, 252, ts)),
+            "residual_volatility": stat(resid, "std"),
+            "liquidity": np.log(stat(window(panel.field("turnover"), 20, ts), "mean")),
+            "short_term_reversal": ac[:, ts] / lag(ac, 5, ts) - 1,
+        }
+    out = np.zeros((len(panel.codes), len(ts), len(STYLES)))
+    for k in range(len(ts)):
+        c = cap[:, ts[k]]
+        z = {name: _standardise(np.where(panel.listed[:, ts[k]], v[:, k], np.nan), c) for name, v in raw.items()}
+        s3 = z["size"] ** 3
+        ok = np.isfinite(c) & (c > 0) & panel.listed[:, ts[k]]
+        if ok.sum() > 3:  # orthogonalise size^3 to size (cap-weighted)
+            w = c[ok]
+            b = np.sum(w * s3[ok] * z["size"][ok]) / max(np.sum(w * z["size"][ok] ** 2), 1e-12)
+            s3 = s3 - b * z["size"]
+        z["nonlinear_size"] = _standardise(np.where(ok, s3, np.nan), c)
+        out[:, k] = np.stack([z[s] for s in STYLES], axis=-1)
+    return out
+
+
+@dataclass
+class RiskModel:
+    """Exposures at each signal date and the daily factor and specific returns behind the covariances."""
+
+    codes: np.ndarray
+    industries: list[str]
+    industry: np.ndarray  # [N] index into `industries`
+    signals: np.ndarray  # [D] panel indices of the signal dates
+    styles: np.ndarray  # [N, D, S]
+    factor_returns: np.ndarray  # [T, K] (NaN before the first signal)
+    specific: np.ndarray  # [N, T] residual returns (NaN where not traded)
+
+    @property
+    def factor_names(self) -> list[str]:
+        return [f"ind_{i}" for i in self.industries] + list(STYLES)
+
+    def exposures(self, k: int) -> np.ndarray:
+        """[N, K] industry dummies and styles at the k-th signal date."""
+        dummies = np.zeros((len(self.codes), len(self.industries)))
+        dummies[np.arange(len(self.codes)), self.industry] = 1.0
+        return np.concatenate([dummies, self.styles[:, k]], axis=1)
+
+    def covariance(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """(factor covariance [K, K], specific variance [N]) annualised, from days <= t."""
+        lo = max(0, t - COV_DAYS + 1)
+        f = self.factor_returns[lo:t + 1]
+        ok = np.isfinite(f).all(axis=1)
+        f, age = f[ok], (t - np.arange(lo, t + 1))[ok]
+        w = 0.5 ** (age / HALF_LIFE)
+        w = w / w.sum() if len(w) else w
+        fc = f - (w[:, None] * f).sum(0) if len(f) else f
+        cov = (fc * w[:, None]).T @ fc * 252 if len(f) > 1 else np.eye(self.factor_returns.shape[1]) * 1e-4
+        e = self.specific[:, lo:t + 1]
+        ew = 0.5 ** ((t - np.arange(lo, t + 1)) / HALF_LIFE)
+        fin = np.isfinite(e)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            own = (np.where(fin, e * e, 0) * ew).sum(1) / (fin * ew).sum(1) * 252
+        enough = fin.sum(1) >= 20
+        med = np.nanmedian(own[enough]) if enough.any() else 0.09
+        spec = np.where(enough, (1 - SHRINK) * own + SHRINK * med, med)
+        return cov, spec
+
+
+def build_risk_model(panel: Panel, industry: np.ndarray, industries: list[str], signals: list[int]) -> RiskModel:
+    """Exposures at `signals` and daily factor returns between them (each day uses the latest earlier signal)."""
+    sig = np.asarray(signals, dtype=int)
+    styles = style_exposures(panel, sig)
+    r = daily_returns(panel.field("close").astype(np.float64) * panel.field("adj_factor"))
+    cap = (panel.field("close") * panel.field("float_shares")).astype(np.float64)
+    n_t = r.shape[1]
+    model = RiskModel(panel.codes, industries, industry, sig, styles,
+                      np.full((n_t, len(industries) + len(STYLES)), np.nan), np.full(r.shape, np.nan))
+    for k, s in enumerate(sig):  # days (s, next signal]: a regression per day, vectorised over stocks
+        x = model.exposures(k)
+        end = sig[k + 1] if k + 1 < len(sig) else n_t - 1
+        for d in range(s + 1, end + 1):
+            ok = np.isfinite(r[:, d]) & ~panel.suspended[:, d] & np.isfinite(cap[:, s]) & panel.listed[:, s]
+            if ok.sum() <= x.shape[1]:
+                continue
+            sw = np.sqrt(cap[ok, s])
+            coef, *_ = np.linalg.lstsq(x[ok] * sw[:, None], r[ok, d] * sw, rcond=None)
+            model.factor_returns[d] = coef
+            model.specific[ok, d] = r[ok, d] - x[ok] @ coef
+    return model

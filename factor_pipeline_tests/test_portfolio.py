@@ -1,0 +1,173 @@
+"""Optimiser, trading rules, costs/NAV and the risk model's calibration."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from factor_pipeline.portfolio.backtest import BUY_COST, SELL_COST, Prices, run_backtest
+from factor_pipeline.portfolio.optimiser import RELAXATION, Limits, Problem, solve
+from factor_pipeline.portfolio.performance import portfolio_figures
+
+LOOSE = Limits(style_bound=10, industry_bound=10, te=10, member_min=0.0, turnover=None, name_cap=0.5)
+
+
+def _toy(alpha, prev=None) -> Problem:
+    n = len(alpha)
+    return Problem(np.asarray(alpha, float), np.full(n, 1 / n), np.ones(n, bool), np.zeros((n, 1)),
+                   np.ones((n, 1)), np.eye(2) * 0.01, np.full(n, 0.01), prev)
+
+
+def test_toy_problems_are_solved_to_their_known_optimum():
+    sol = solve(_toy([3, 2, 1]), LOOSE)
+    np.testing.assert_allclose(sol.weights, [0.5, 0.5, 0.0], atol=1e-6)
+    # a 10% one-way turnover limit from equal weights: move 0.1 from the worst to the best
+    prev = np.full(3, 1 / 3)
+    sol = solve(_toy([3, 2, 1], prev), Limits(**{**LOOSE.__dict__, "turnover": 0.1}))
+    np.testing.assert_allclose(sol.weights, [1 / 3 + 0.1, 1 / 3, 1 / 3 - 0.1], atol=1e-6)
+    assert sol.relaxed == []
+
+
+def _random_problem(seed: int, n: int = 300, prev: bool = True) -> Problem:
+    rng = np.random.default_rng(seed)
+    ni, ns = 10, 4
+    ind = np.zeros((n, ni))
+    ind[np.arange(n), rng.integers(0, ni, n)] = 1
+    members = np.zeros(n, bool)
+    members[rng.choice(n, 60, replace=False)] = True
+    bench = np.where(members, rng.uniform(0.5, 1.5, n), 0)
+    bench /= bench.sum()
+    a = rng.normal(0, 0.1, (ni + ns, ni + ns))
+    cov = a @ a.T * 0.05 + np.eye(ni + ns) * 1e-3
+    p = Problem(rng.normal(size=n), bench, members, rng.normal(size=(n, ns)), ind, cov, rng.uniform(0.04, 0.15, n))
+    if prev:
+        w = solve(_random_problem(seed + 100, n, prev=False), Limits()).weights
+        p.previous = w
+    return p
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_constraint_holds_at_the_solution(seed):
+    p = _random_problem(seed)
+    lim = Limits(te=0.05)
+    sol = solve(p, lim)
+    w, d, tol = sol.weights, sol.weights - p.benchmark, 1e-6
+    lim = sol.limits
+    assert abs(w.sum() - 1) < tol and w.min() > -tol
+    assert np.abs(p.styles.T @ d).max() <= lim.style_bound + tol
+    assert np.abs(p.industry.T @ d).max() <= lim.industry_bound + tol
+    x = np.hstack([p.industry, p.styles])
+    te = np.sqrt(d @ x @ p.factor_cov @ x.T @ d + (p.specific_var * d ** 2).sum())
+    assert te <= lim.te + tol
+    assert w[p.members].sum() >= lim.member_min - tol
+    assert (w <= np.maximum(lim.name_cap, p.benchmark) + tol).all()
+    if lim.turnover is not None:
+        assert np.abs(w - p.previous).sum() / 2 <= lim.turnover + tol
+    assert sol.relaxed == [] or sol.relaxed == [r for r, _ in RELAXATION][: len(sol.relaxed)]
+
+
+def test_limit_up_never_rises_and_limit_down_never_falls():
+    p = _random_problem(4)
+    rng = np.random.default_rng(7)
+    held = np.flatnonzero(p.previous > 1e-4)
+    up = np.zeros(len(p.alpha), bool)
+    down = np.zeros(len(p.alpha), bool)
+    up[rng.choice(len(p.alpha), 40, replace=False)] = True
+    down[rng.choice(held, min(5, len(held)), replace=False)] = True
+    p.alpha = np.where(up, 5.0, np.where(down, -5.0, p.alpha))  # the optimiser wants to buy / sell them
+    p.can_buy, p.can_sell = ~up, ~down
+    w = solve(p, Limits()).weights
+    assert (w[up] <= p.previous[up] + 1e-7).all()
+    assert (w[down] >= p.previous[down] - 1e-7).all()
+
+
+def test_infeasible_limits_relax_in_the_documented_order():
+    p = _random_problem(5)
+    # last week was all outside the index: 80% in members within 20% turnover is impossible
+    outside = np.flatnonzero(~p.members)[:40]
+    p.previous = np.zeros(len(p.alpha))
+    p.previous[outside] = 1 / 40
+    sol = solve(p, Limits())
+    names = [r for r, _ in RELAXATION]
+    assert sol.relaxed == names[: len(sol.relaxed)] and sol.relaxed[0] == "turnover 0.3"
+    assert "turnover" in sol.relaxed[-1]
+    assert sol.weights[p.members].sum() >= 0.8 - 1e-6
+
+
+def test_costs_and_nav_match_a_hand_computation():
+    close = np.array([[10.0, 12.0, 13.0, 14.0], [20.0, 22.0, 23.0, 25.0]])
+    vwap = np.array([[10.0, 11.0, 12.0, 13.0], [20.0, 20.0, 23.0, 24.0]])
+    blocked = np.zeros_like(close, bool)
+    book = run_backtest(Prices(close, vwap, blocked, blocked), {1: np.array([0.5, 0.5]), 2: np.array([1.0, 0.0])})
+    # day 1: buy 1 of NAV, scaled so cash stays >= 0: each holds 0.5 / 1.001; then VWAP -> close
+    h = np.array([0.5, 0.5]) / (1 + BUY_COST) * np.array([12 / 11, 22 / 20])
+    nav1 = h.sum()
+    # day 2: close -> VWAP, sell stock 2, buy stock 1 with the proceeds net of both costs
+    h = h * np.array([12 / 12, 23 / 22])
+    total = h.sum()
+    sell = h[1]
+    buy = total - h[0]
+    spare = sell * (1 - SELL_COST)
+    buy = min(buy, spare / (1 + BUY_COST))
+    h = np.array([h[0] + buy, 0.0])
+    cash = spare - buy * (1 + BUY_COST)
+    nav2 = h[0] * 13 / 12 + cash
+    nav3 = h[0] * 13 / 12 * 14 / 13 + cash
+    np.testing.assert_allclose(book.nav, [1.0, nav1, nav2, nav3], rtol=1e-12)
+    assert book.costs[0] == pytest.approx(BUY_COST / (1 + BUY_COST))
+    # a blocked buy leaves the cash in cash
+    no_buy = blocked.copy()
+    no_buy[0, 1] = True
+    book = run_backtest(Prices(close, vwap, no_buy, blocked), {1: np.array([0.5, 0.5])})
+    assert book.nav[1] == pytest.approx(1 - 0.5 * (1 + BUY_COST) + 0.5 * 22 / 20, rel=1e-12) and book.cancelled == [1]
+
+
+def test_portfolio_figures_on_a_constant_excess():
+    from datetime import date, timedelta
+
+    days = 253
+    dates = [date(2020, 1, 1) + timedelta(days=i) for i in range(days)]
+    bench = 1.0005 ** np.arange(days)
+    nav = bench * 1.0004 ** np.arange(days)
+    f = portfolio_figures(nav, bench, dates, list(range(1, days, 5)))
+    assert f["excess_ann"] == pytest.approx(1.0004 ** 252 - 1, abs=1e-4)
+    assert f["max_drawdown"] == 0 and f["weekly_win_rate"] == 1.0 and f["excess_vol_ann"] < 1e-6
+
+
+@pytest.mark.slow
+def test_risk_model_is_calibrated_on_random_active_portfolios(tiny):
+    """Bias statistic: sd of realised active return / predicted active risk over the next week, ~1."""
+    from factor_pipeline.datasets.panel import build_panel
+    from factor_pipeline.datasets.weekly import signal_dates
+    from factor_pipeline.portfolio.risk import build_risk_model
+
+    con = duckdb.connect()
+    for k in ("daily_bars", "index_weights"):
+        con.register(k, tiny[k])
+    panel = build_panel(con, {"daily_bars": "daily_bars", "index_weights": "index_weights"}, parts=frozenset())
+    stocks = tiny["stocks"].sort("code")
+    industries = sorted(stocks["industry"].unique().to_list())
+    ind = np.searchsorted(industries, stocks.filter(pl.col("code").is_in(list(panel.codes)))["industry"].to_numpy())
+    sig = signal_dates(panel, panel.dates[0].astype(object), panel.dates[-1].astype(object))
+    rm = build_risk_model(panel, ind, industries, sig)
+    ac = panel.field("close").astype(float) * panel.field("adj_factor")
+    rng = np.random.default_rng(0)
+    z = []
+    for k in range(len(sig) - 1):
+        t, t2 = sig[k], sig[k + 1]
+        if t < 300:
+            continue
+        cov, spec = rm.covariance(t)
+        x = rm.exposures(k)
+        r = ac[:, t2] / ac[:, t] - 1
+        ok = panel.listed[:, t] & np.isfinite(r) & ~panel.suspended[:, t]
+        for _ in range(20):
+            a = np.where(ok, rng.normal(size=len(ok)), 0) * (rng.random(len(ok)) < 0.3)
+            a = a / np.abs(a).sum()
+            sigma = np.sqrt((a @ x @ cov @ x.T @ a + (spec * a * a).sum()) * (t2 - t) / 252)
+            z.append(np.nansum(a * np.where(ok, r, 0)) / sigma)
+    bias = np.std(z)
+    print(f"bias statistic {bias:.3f} over {len(z)} portfolio-weeks")
+    assert 0.75 < bias < 1.35, bias
