@@ -118,6 +118,20 @@ def _scores(weeks: list[str]) -> dict:
     return {"assets": run.metadata, "dagster_run": run.run_id}
 
 
+def _portfolios(start: date, end: date) -> dict:
+    from factor_pipeline.orchestration.runner import materialize_portfolios
+
+    run = materialize_portfolios(start, end)
+    md = run.metadata.get("portfolios", {})
+    print(f"enhanced portfolios: {md.get('portfolios')} (index x model) over {md.get('weeks')} weeks, median solve "
+          f"{md.get('solve_seconds_median')} s, largest constraint violation {md.get('max_constraint_violation'):.1e}, "
+          f"weeks relaxed {md.get('weeks_relaxed')}; latest targets: {md.get('target_weights_csv')}")
+    for k, v in sorted(md.items()):
+        if k.endswith("_excess_ann") and v is not None:
+            print(f"  {k.removesuffix('_excess_ann'):<16} excess {v:+.1%}/yr")
+    return {"assets": run.metadata, "dagster_run": run.run_id}
+
+
 def _report(name: str, start: date, end: date) -> dict:
     from factor_pipeline.orchestration.runner import materialize_report
 
@@ -179,6 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["weak_factors"] = _weak_factors(summary["datasets"], training, args.seed)
     summary["scores"] = _scores(summary["datasets"]["weeks"])
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
+    summary["portfolios"] = _portfolios(args.start, args.end)
     summary["report"] = _report(name, args.start, args.end)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -187,8 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
-    print("stages built so far: market, datasets, weak factors, scores, evaluation and report; the portfolio stage "
-          "(risk model, enhanced weights, backtest) is not built yet.")
+    print("stages: market, datasets, weak factors, scores, portfolios, evaluation and report")
     return 0
 
 

@@ -7,6 +7,7 @@ import dagster as dg
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.features import FEATURE_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS
+from factor_pipeline.orchestration.assets.portfolio import PORTFOLIO_ASSETS
 from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
 from factor_pipeline.orchestration.assets.scores import baseline_scores, scores
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
@@ -34,7 +35,7 @@ datasets_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[*MARKET_ASSETS, *DATASET_ASSETS, *FEATURE_ASSETS, *WEAK_FACTOR_ASSETS, scores, baseline_scores,
-            *REPORT_ASSETS],
+            *PORTFOLIO_ASSETS, *REPORT_ASSETS],
     jobs=[market_job, datasets_job],
     resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource(),
                "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},

@@ -13,6 +13,7 @@ from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
 from factor_pipeline.orchestration.assets.features import FEATURE_ASSETS
 from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
+from factor_pipeline.orchestration.assets.portfolio import PORTFOLIO_ASSETS
 from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
 from factor_pipeline.orchestration.assets.scores import baseline_scores
 from factor_pipeline.orchestration.assets.scores import scores as scores_asset
@@ -136,6 +137,20 @@ def materialize_report(name: str, start: date, end: date, quiet: bool = True) ->
     res = dg.materialize(
         REPORT_ASSETS, instance=dg.DagsterInstance.get(),
         run_config={**(QUIET if quiet else {}), "ops": {"evaluation": cfg, "report": cfg}},
+        resources={"warehouse": WarehouseResource()},
+    )
+    return StageRun(str(start), str(end), _metadata(res), res.run_id)
+
+
+def materialize_portfolios(start: date, end: date, models: list[str] | None = None, quiet: bool = True) -> StageRun:
+    """Risk model, enhanced portfolios and their backtest over the signal dates in [start, end]."""
+    dagster_home()
+    cfg = {"start": str(start), "end": str(end)}
+    if models:
+        cfg["models"] = models
+    res = dg.materialize(
+        PORTFOLIO_ASSETS, instance=dg.DagsterInstance.get(),
+        run_config={**(QUIET if quiet else {}), "ops": {"portfolios": {"config": cfg}}},
         resources={"warehouse": WarehouseResource()},
     )
     return StageRun(str(start), str(end), _metadata(res), res.run_id)

@@ -61,6 +61,7 @@ class Book:
         total = self.h.sum() + self.cash
         trade = target * total - self.h
         blocked = ((trade > 0) & self.p.no_buy[:, e]) | ((trade < 0) & self.p.no_sell[:, e])
+        blocked &= np.abs(trade) > 1e-6 * total  # solver dust on a suspended name is not a trade
         trade = np.where(blocked, 0.0, trade)
         buys, sells = trade.clip(min=0), -trade.clip(max=0)
         spare = self.cash + sells.sum() * (1 - SELL_COST)

@@ -73,7 +73,7 @@ def enhance(panel: Panel, risk: RiskModel, scores: np.ndarray, bench: np.ndarray
         keep = sol.weights > 1e-6
         rows.append(pl.DataFrame({"date": np.repeat(date, keep.sum()), "index": index, "model": model,
                                   "code": panel.codes[keep], "weight": sol.weights[keep]}))
-        audit.append({"date": date, "max_violation": max(v.values()), "worst": max(v, key=v.get),
+        audit.append({"date": date.astype(object), "max_violation": max(v.values()), "worst": max(v, key=v.get),
                       "relaxed": ", ".join(sol.relaxed), "ex_ante_te": te, "solve_seconds": sol.seconds,
                       "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
         book.execute(int(t) + 1, sol.weights)

@@ -118,7 +118,15 @@ class RiskModel:
         dummies[np.arange(len(self.codes)), self.industry] = 1.0
         return np.concatenate([dummies, self.styles[:, k]], axis=1)
 
+    def __post_init__(self) -> None:
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
     def covariance(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        if t not in self._cache:
+            self._cache[t] = self._covariance(t)
+        return self._cache[t]
+
+    def _covariance(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """(factor covariance [K, K], specific variance [N]) annualised, from days <= t."""
         lo = max(0, t - COV_DAYS + 1)
         f = self.factor_returns[lo:t + 1]

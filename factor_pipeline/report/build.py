@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from factor_pipeline.evaluation.evaluate import Evaluation, evaluate
+from factor_pipeline.portfolio.weekly import figures
 from factor_pipeline.report.html import render_report
 from factor_pipeline.report.metrics import ORACLE, build_metrics, validate_metrics, write_json
 
@@ -45,10 +46,19 @@ def evaluate_run(table: pl.DataFrame, labels: pl.DataFrame, info: pl.DataFrame) 
     return evaluate(table, labels, info, factors)
 
 
-def write_evaluation(out: Path, ev: Evaluation, table: pl.DataFrame, weak: pl.DataFrame, run: dict) -> dict:
+def write_evaluation(out: Path, ev: Evaluation, table: pl.DataFrame, weak: pl.DataFrame, run: dict,
+                     nav: pl.DataFrame | None = None, audit: pl.DataFrame | None = None,
+                     weights: pl.DataFrame | None = None) -> dict:
     """metrics.json (validated against its schema) and the Parquet tables behind it, in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    doc = build_metrics(ev, run, not_built=NOT_BUILT)
+    have_portfolios = nav is not None and audit is not None and nav.height > 0
+    portfolios = figures(nav, audit) if have_portfolios else {}
+    doc = build_metrics(ev, run, portfolios, not_built=[] if have_portfolios else NOT_BUILT)
+    if have_portfolios:
+        nav.write_parquet(out / "portfolio_nav.parquet")
+        audit.write_parquet(out / "portfolio_audit.parquet")
+    if weights is not None and weights.height:
+        weights.write_parquet(out / "weights.parquet")
     validate_metrics(doc)
     weak.write_parquet(out / "weak_factors.parquet")
     table.filter(pl.col("name") != ORACLE).rename({"name": "model"}).write_parquet(out / "scores.parquet")
@@ -65,4 +75,5 @@ def write_html(out: Path) -> Path:
     doc = json.loads((out / "metrics.json").read_text())
     ic = pl.read_parquet(out / "rank_ic.parquet") if (out / "rank_ic.parquet").exists() else None
     groups = pl.read_parquet(out / "groups.parquet") if (out / "groups.parquet").exists() else None
-    return render_report(doc, ic, groups, out)
+    nav = pl.read_parquet(out / "portfolio_nav.parquet") if (out / "portfolio_nav.parquet").exists() else None
+    return render_report(doc, ic, groups, out, nav)

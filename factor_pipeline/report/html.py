@@ -98,7 +98,46 @@ def _cum_ic(ic: pl.DataFrame, names: list[str], uni: str) -> str:
     return _png(fig)
 
 
-def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None, out: Path) -> Path:
+def _nav_plots(nav: pl.DataFrame) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    indices = sorted(nav["index"].unique().to_list())
+    fig, axes = plt.subplots(2, len(indices), figsize=(4.2 * len(indices), 6), squeeze=False)
+    for j, index in enumerate(indices):
+        sub = nav.filter(pl.col("index") == index)
+        for (model,), g in sorted(sub.group_by("model"), key=lambda kv: kv[0][0]):
+            g = g.sort("date")
+            axes[0, j].plot(g["date"].to_numpy(), g["nav"].to_numpy(), lw=1, label=model)
+            axes[1, j].plot(g["date"].to_numpy(), (g["nav"] / g["bench"]).to_numpy(), lw=1, label=model)
+        g = sub.filter(pl.col("model") == sub["model"][0]).sort("date")
+        axes[0, j].plot(g["date"].to_numpy(), g["bench"].to_numpy(), "k--", lw=1, label=index)
+        axes[0, j].set_title(f"{index}: NAV", fontsize=9)
+        axes[1, j].set_title(f"{index}: excess NAV (NAV / index)", fontsize=9)
+        for ax in axes[:, j]:
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _portfolio_tables(p: dict) -> str:
+    head = ["index", "model", "excess/yr", "excess vol", "weekly win", "excess max DD", "realised TE",
+            "turnover/wk", "max violation", "weeks relaxed", "solve s (median)"]
+    rows = [[index, model, f["excess_ann"], f["excess_vol_ann"], f["weekly_win_rate"], f["max_drawdown"],
+             f["realised_te"], f.get("turnover_weekly"), f["max_constraint_violation"], f.get("weeks_relaxed"),
+             f.get("solve_seconds_median")] for index, per in p.items() for model, f in sorted(per.items())]
+    html_ = _table(head, rows, {2, 3, 4, 5, 6, 7})
+    years = sorted({y for per in p.values() for f in per.values() for y in f["excess_by_year"]})
+    rows = [[index, model, *[f["excess_by_year"].get(y) for y in years]]
+            for index, per in p.items() for model, f in sorted(per.items())]
+    return html_ + "<h3>excess return by year</h3>" + _table(["index", "model", *years], rows,
+                                                                 set(range(2, 2 + len(years))))
+
+
+def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None, out: Path,
+                  nav: pl.DataFrame | None = None) -> Path:
     """Write report.html from a metrics.json document and the per-date RankIC and group tables."""
     per = _sections(m)
     run = m["run"]
@@ -159,6 +198,14 @@ def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None,
         parts.append("<h2>Figures 9–10 — cumulative RankIC</h2>")
         parts.append(_cum_ic(ic, list(DATASET_NAMES), "csi_all"))
         parts.append(_cum_ic(ic, [*MODELS, *m["baselines"], "oracle"], "csi_all"))
+    if m.get("portfolios"):
+        parts.append("<h2>Index enhancement — weekly, next-day VWAP, buy 0.1% / sell 0.2%</h2>")
+        parts.append("<p class='note'>Constraints: |style| ≤ 0.5, |industry| ≤ 2%, TE ≤ 4% (csi300) / 5%, "
+                     "members ≥ 80%, one-way turnover ≤ 20%/week, name cap 5% (or the index weight); "
+                     "relaxations are counted per portfolio.</p>")
+        parts.append(_portfolio_tables(m["portfolios"]))
+        if nav is not None and nav.height:
+            parts.append(_nav_plots(nav))
     if m.get("not_built"):
         parts.append("<h2>Not in this report</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in m["not_built"])
                      + "</ul>")

@@ -29,7 +29,7 @@ def _run_record(identity: str | None, cfg: ReportConfig) -> dict:
 
 @dg.asset(
     group_name="report",
-    deps=["scores", "baseline_scores", "labels", "common_factors", "oracle",
+    deps=["scores", "baseline_scores", "labels", "common_factors", "oracle", "portfolios",
           *[f"weak_factors_{n}" for n in ("week", "msnew", "day", "ms", "l2")]],
     kinds={"polars", "html"},
     description="Evaluates the datasets' weak factors, Model1-4, the baselines and the oracle (RankIC, ICIR, "
@@ -64,7 +64,8 @@ def evaluation(context: dg.AssetExecutionContext, config: ReportConfig,
         raise FileNotFoundError("no common_factors table: materialise `common_factors` first")
     ev = evaluate_run(table, labels, info)
     out = home() / "reports" / config.name
-    doc = write_evaluation(out, ev, table, weak, _run_record(wh.source_identity(), config))
+    nav, audit, weights = read("portfolio_nav"), read("portfolio_audit"), read("weights")
+    doc = write_evaluation(out, ev, table, weak, _run_record(wh.source_identity(), config), nav, audit, weights)
     meta: dict = {"folder": dg.MetadataValue.path(str(out)),
                   "metrics_json": dg.MetadataValue.path(str(out / "metrics.json"))}
     for section in ("datasets", "models", "baselines"):

@@ -1,0 +1,94 @@
+"""All enhanced portfolios of a run (index x model) from plain tables: what the portfolio asset stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from factor_pipeline.datasets.panel import Panel
+from factor_pipeline.portfolio.enhance import EnhancedRun, enhance
+from factor_pipeline.portfolio.performance import portfolio_figures
+from factor_pipeline.portfolio.risk import RiskModel, build_risk_model
+
+INDICES = ("csi300", "csi500", "csi1000")
+
+
+def dense(long: pl.DataFrame, codes: np.ndarray, dates: np.ndarray, value: str) -> np.ndarray:
+    """[N, D] from (code, date, value) rows; NaN where there is no row."""
+    out = np.full((len(codes), len(dates)), np.nan)
+    if long.height:
+        i = np.searchsorted(codes, long["code"].to_numpy())
+        t = np.searchsorted(dates, long["date"].to_numpy().astype("datetime64[D]"))
+        ok = (i < len(codes)) & (t < len(dates))
+        ok[ok] &= (codes[i[ok]] == long["code"].to_numpy()[ok]) & (dates[t[ok]] == long["date"].to_numpy()[ok])
+        out[i[ok], t[ok]] = long[value].to_numpy()[ok]
+    return out
+
+
+def benchmark_weights(weights: pl.DataFrame, codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """[N, D] index weights in force at each date (latest weight date at or before it), summing to 1."""
+    wdates = np.sort(weights["date"].unique().to_numpy().astype("datetime64[D]"))
+    w = dense(weights, codes, wdates, "weight")
+    last = np.searchsorted(wdates, dates, side="right") - 1
+    out = np.where(last >= 0, np.nan_to_num(w[:, np.clip(last, 0, None)]), np.nan)
+    return out / np.where(out.sum(0) > 0, out.sum(0), 1)
+
+
+@dataclass
+class PortfolioRuns:
+    runs: list[EnhancedRun]
+    risk: RiskModel
+
+    def weights(self) -> pl.DataFrame:
+        return pl.concat([r.weights for r in self.runs])
+
+    def nav(self, panel: Panel, bench_close: dict[str, np.ndarray]) -> pl.DataFrame:
+        rows = []
+        for r in self.runs:
+            d = np.asarray(r.book.days)
+            b = bench_close[r.index][d]
+            rows.append(pl.DataFrame({"date": panel.dates[d], "index": r.index, "model": r.model,
+                                      "nav": r.book.nav, "bench": b / b[0]}))
+        return pl.concat(rows).with_columns(pl.col("date").cast(pl.Date))
+
+    def audit(self) -> pl.DataFrame:
+        return pl.concat([r.audit.with_columns(index=pl.lit(r.index), model=pl.lit(r.model),
+                                               realised_turnover=pl.Series(r.book.turnover),
+                                               cost=pl.Series(r.book.costs),
+                                               cancelled=pl.Series(r.book.cancelled)) for r in self.runs])
+
+
+def run_portfolios(panel: Panel, industry: np.ndarray, industries: list[str], scores: pl.DataFrame,
+                   index_weights: pl.DataFrame, signals: list[int], models: list[str],
+                   indices: tuple[str, ...] = INDICES) -> PortfolioRuns:
+    """Risk model once, then one weekly enhancement per (index, model) over `signals`."""
+    risk = build_risk_model(panel, industry, industries, signals)
+    sdates = panel.dates[np.asarray(signals, dtype=int)]
+    runs = []
+    for index in indices:
+        bench = benchmark_weights(index_weights.filter(pl.col("index") == index), panel.codes, sdates)
+        for model in models:
+            s = dense(scores.filter(pl.col("model") == model), panel.codes, sdates, "score")
+            if np.isfinite(s).any():
+                runs.append(enhance(panel, risk, s, bench, index, model))
+    return PortfolioRuns(runs, risk)
+
+
+def figures(nav: pl.DataFrame, audit: pl.DataFrame) -> dict[str, dict[str, dict]]:
+    """index -> model -> the report's per-portfolio figures, with the constraint audit's worst week."""
+    out: dict[str, dict[str, dict]] = {}
+    for (index, model), g in nav.group_by("index", "model"):
+        g = g.sort("date")
+        a = audit.filter((pl.col("index") == index) & (pl.col("model") == model)).sort("date")
+        exec_dates = set(a["date"].to_list())
+        dates = g["date"].to_list()
+        pos = [i + 1 for i, d in enumerate(dates) if d in exec_dates]  # execution is the day after the signal
+        f = portfolio_figures(g["nav"].to_numpy(), g["bench"].to_numpy(), dates, pos)
+        f["max_constraint_violation"] = float(a["max_violation"].max())
+        f["weeks_relaxed"] = int((a["relaxed"] != "").sum())
+        f["turnover_weekly"] = round(float(a["realised_turnover"].mean()), 4)
+        f["solve_seconds_median"] = round(float(a["solve_seconds"].median()), 4)
+        out.setdefault(index, {})[model] = f
+    return out
