@@ -140,7 +140,11 @@ def test_cli_run_on_the_tiny_market(home):
     validate_metrics(doc)
     assert set(doc["models"]) == {"model1", "model2", "model3", "model4"}
     assert doc["oracle_rank_ic_mean"]["csi_all"] > 0.1
-    assert {"scores", "baseline_scores", "common_factors", "alpha158_features"} <= set(wh.tables())
+    assert {"scores", "baseline_scores", "common_factors", "alpha158_features", "weights", "portfolio_nav"} \
+        <= set(wh.tables())
+    assert set(doc["portfolios"]) == {"csi300", "csi500", "csi1000"}
+    assert all(f["max_constraint_violation"] < 1e-6 for per in doc["portfolios"].values() for f in per.values())
+    assert len(list((home / "trading").glob("target_weights_*.csv"))) == 1
     # a second run is idempotent
     before = _checksums(wh)
     out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "0"],
