@@ -26,12 +26,15 @@ MODELS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class CombinerConfig:
-    n_estimators: int = 200
-    max_depth: int = 4
-    learning_rate: float = 0.05
+    # labels are mostly noise (the oracle's RankIC is ~0.2): shallow trees whose leaves hold at least
+    # 2.5% of the training rows. Chosen among 8 settings on demo seed 0's 2018-2023 Model3 RankIC
+    # (0.114 with depth 4 / 20 rows per leaf -> 0.124), then checked on seed 1 (see README).
+    n_estimators: int = 300
+    max_depth: int = 3
+    learning_rate: float = 0.03
     subsample: float = 0.8
     colsample_bytree: float = 0.8
-    min_child_weight: float = 20.0
+    min_child_share: float = 0.025
     train_years: int = 3
     seed: int = 0
     standardise: bool = True
@@ -89,7 +92,8 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
             continue
         model = xgb.XGBRegressor(
             n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=cfg.learning_rate,
-            subsample=cfg.subsample, colsample_bytree=cfg.colsample_bytree, min_child_weight=cfg.min_child_weight,
+            subsample=cfg.subsample, colsample_bytree=cfg.colsample_bytree,
+            min_child_weight=max(20.0, cfg.min_child_share * train.height),
             tree_method="hist", n_jobs=2, random_state=cfg.seed)
         model.fit(train.select(cols).to_numpy(), train["y_std"].to_numpy())
         pred = data.filter(pl.col("date").is_in(these))

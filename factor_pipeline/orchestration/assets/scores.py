@@ -21,15 +21,17 @@ HISTORY = dg.TimeWindowPartitionMapping(start_offset=-52 * 4 - 4)
 
 
 class ScoresConfig(dg.Config):
-    n_estimators: int = 200
-    max_depth: int = 4
-    learning_rate: float = 0.05
+    n_estimators: int = 300
+    max_depth: int = 3
+    learning_rate: float = 0.03
+    min_child_share: float = 0.025
     train_years: int = 3
     seed: int = 0
 
     def combiner(self) -> CombinerConfig:
         return CombinerConfig(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                              learning_rate=self.learning_rate, train_years=self.train_years, seed=self.seed)
+                              learning_rate=self.learning_rate, min_child_share=self.min_child_share,
+                              train_years=self.train_years, seed=self.seed)
 
 
 def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, config: ScoresConfig,
