@@ -122,10 +122,12 @@ def _portfolios(start: date, end: date) -> dict:
     from factor_pipeline.orchestration.runner import materialize_portfolios
 
     run = materialize_portfolios(start, end)
-    md = run.metadata.get("portfolios", {})
+    md = {**run.metadata.get("target_weights", {}), **run.metadata.get("backtest", {})}
+    print(f"risk model: bias statistic {run.metadata.get('risk_model', {}).get('bias_statistic')} (about 1 when "
+          "calibrated)")
     print(f"enhanced portfolios: {md.get('portfolios')} (index x model) over {md.get('weeks')} weeks, median solve "
           f"{md.get('solve_seconds_median')} s, largest constraint violation {md.get('max_constraint_violation'):.1e}, "
-          f"weeks relaxed {md.get('weeks_relaxed')}; latest targets: {md.get('target_weights_csv')}")
+          f"weeks relaxed {md.get('weeks_relaxed')}; latest targets: {md.get('latest_csv')}")
     for k, v in sorted(md.items()):
         if k.endswith("_excess_ann") and v is not None:
             print(f"  {k.removesuffix('_excess_ann'):<16} excess {v:+.1%}/yr")

@@ -150,7 +150,8 @@ def materialize_portfolios(start: date, end: date, models: list[str] | None = No
         cfg["models"] = models
     res = dg.materialize(
         PORTFOLIO_ASSETS, instance=dg.DagsterInstance.get(),
-        run_config={**(QUIET if quiet else {}), "ops": {"portfolios": {"config": cfg}}},
+        run_config={**(QUIET if quiet else {}), "ops": {"risk_model": {"config": cfg},
+                                                         "enhanced_portfolios": {"config": cfg}}},
         resources={"warehouse": WarehouseResource()},
     )
     return StageRun(str(start), str(end), _metadata(res), res.run_id)

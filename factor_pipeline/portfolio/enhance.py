@@ -16,7 +16,7 @@ import polars as pl
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.portfolio.backtest import Book, Prices
 from factor_pipeline.portfolio.optimiser import TE, Limits, Problem, ex_ante_te, solve, violations
-from factor_pipeline.portfolio.risk import RiskModel
+from factor_pipeline.portfolio.risk import RiskModel, StoredRisk
 
 
 def prices_of(panel: Panel) -> Prices:
@@ -38,7 +38,7 @@ class EnhancedRun:
     seconds: list[float] = field(default_factory=list)
 
 
-def enhance(panel: Panel, risk: RiskModel, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
+def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
             limits: Limits | None = None) -> EnhancedRun:
     """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1)."""
     lim = limits or Limits(te=TE[index])
@@ -74,7 +74,8 @@ def enhance(panel: Panel, risk: RiskModel, scores: np.ndarray, bench: np.ndarray
         rows.append(pl.DataFrame({"date": np.repeat(date, keep.sum()), "index": index, "model": model,
                                   "code": panel.codes[keep], "weight": sol.weights[keep]}))
         audit.append({"date": date.astype(object), "max_violation": max(v.values()), "worst": max(v, key=v.get),
-                      "relaxed": ", ".join(sol.relaxed), "ex_ante_te": te, "solve_seconds": sol.seconds,
+                      "relaxed": ", ".join(sol.relaxed), "status": sol.status, "ex_ante_te": te,
+                      "solve_seconds": sol.seconds,
                       "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
         book.execute(int(t) + 1, sol.weights)
     if book is None:

@@ -18,6 +18,7 @@ tracking error +1%, +3%; style bound 1.0; industry bound 5%; member share 50%.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import cvxpy as cp
@@ -116,7 +117,9 @@ def solve(p: Problem, limits: Limits) -> Solution:
             relaxed.append(name)
         prob = cp.Problem(cp.Maximize(p.alpha @ w), _constraints(p, w, lim))
         try:
-            prob.solve(solver=cp.CLARABEL)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": the status says so, and we audit
+                prob.solve(solver=cp.CLARABEL)
         except cp.SolverError:
             continue
         if prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and w.value is not None:

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.datasets.windows import daily_returns, lag, stat, window
@@ -168,3 +169,94 @@ def build_risk_model(panel: Panel, industry: np.ndarray, industries: list[str], 
             model.factor_returns[d] = coef
             model.specific[ok, d] = r[ok, d] - x[ok] @ coef
     return model
+
+
+def bias_statistic(model: RiskModel, panel: Panel, ks: list[int], portfolios: int = 20, seed: int = 0) -> float:
+    """sd over (week, portfolio) of realised next-week active return / predicted active risk, for random
+    long-short portfolios of traded stocks: about 1 when the model's risk is right."""
+    ac = panel.field("close").astype(np.float64) * panel.field("adj_factor")
+    rng = np.random.default_rng(seed)
+    z = []
+    for k in ks:
+        if k + 1 >= len(model.signals):
+            continue
+        t, t2 = int(model.signals[k]), int(model.signals[k + 1])
+        cov, spec = model.covariance(t)
+        x = model.exposures(k)
+        r = ac[:, t2] / ac[:, t] - 1
+        ok = panel.listed[:, t] & np.isfinite(r) & ~panel.suspended[:, t]
+        for _ in range(portfolios):
+            a = np.where(ok, rng.normal(size=len(ok)), 0) * (rng.random(len(ok)) < 0.3)
+            if not np.abs(a).sum():
+                continue
+            a = a / np.abs(a).sum()
+            sigma = np.sqrt((a @ x @ cov @ x.T @ a + (spec * a * a).sum()) * (t2 - t) / 252)
+            z.append(np.sum(a * np.where(ok, r, 0)) / sigma)
+    return float(np.std(z)) if z else float("nan")
+
+
+def risk_tables(model: RiskModel, panel: Panel, ks: list[int]) -> dict[str, pl.DataFrame]:
+    """What the risk_model asset stores for the signal dates `ks`: exposures, factor covariance, specific variance."""
+    names = model.factor_names
+    exp, cov, spec = [], [], []
+    for k in ks:
+        t = int(model.signals[k])
+        d = panel.dates[t]
+        c, s = model.covariance(t)
+        live = panel.listed[:, t]
+        exp.append(pl.DataFrame({"code": panel.codes[live], "date": np.repeat(d, live.sum()),
+                                 "industry": np.asarray(model.industries)[model.industry[live]],
+                                 **{st: model.styles[live, k, j] for j, st in enumerate(STYLES)}}))
+        i, j = np.triu_indices(len(names))
+        cov.append(pl.DataFrame({"date": np.repeat(d, len(i)), "factor_i": np.asarray(names)[i],
+                                 "factor_j": np.asarray(names)[j], "cov": c[i, j]}))
+        spec.append(pl.DataFrame({"code": panel.codes[live], "date": np.repeat(d, live.sum()),
+                                  "specific_var": s[live]}))
+    cast = pl.col("date").cast(pl.Date)
+    return {"risk_exposures": pl.concat(exp).with_columns(cast), "risk_factor_cov": pl.concat(cov).with_columns(cast),
+            "risk_specific": pl.concat(spec).with_columns(cast)}
+
+
+class StoredRisk:
+    """The risk model read back from its tables, with the interface `enhance` uses (signals, industries,
+    exposures(k), covariance(t)) on a panel's codes and dates."""
+
+    def __init__(self, tables: dict[str, pl.DataFrame], panel: Panel, industries: list[str]):
+        self.industries = industries
+        self.codes = panel.codes
+        e = tables["risk_exposures"]
+        dates = np.sort(e["date"].unique().to_numpy().astype("datetime64[D]"))
+        self.signals = np.searchsorted(panel.dates, dates)
+        if not (panel.dates[np.clip(self.signals, 0, len(panel.dates) - 1)] == dates).all():
+            raise ValueError("risk_exposures has dates that are not trading dates of the panel")
+        n, k = len(panel.codes), len(industries) + len(STYLES)
+        self._x = np.zeros((len(dates), n, k))
+        self._spec = np.full((len(dates), n), np.nan)
+        self._cov = np.zeros((len(dates), k, k))
+        names = [f"ind_{i}" for i in industries] + list(STYLES)
+        pos = {f: j for j, f in enumerate(names)}
+        di = np.searchsorted(dates, e["date"].to_numpy().astype("datetime64[D]"))
+        ci = np.searchsorted(panel.codes, e["code"].to_numpy())
+        ind = np.searchsorted(industries, e["industry"].to_numpy())
+        self._x[di, ci, ind] = 1.0
+        for j, st in enumerate(STYLES):
+            self._x[di, ci, len(industries) + j] = e[st].to_numpy()
+        s = tables["risk_specific"]
+        self._spec[np.searchsorted(dates, s["date"].to_numpy().astype("datetime64[D]")),
+                   np.searchsorted(panel.codes, s["code"].to_numpy())] = s["specific_var"].to_numpy()
+        c = tables["risk_factor_cov"]
+        cd = np.searchsorted(dates, c["date"].to_numpy().astype("datetime64[D]"))
+        fi = np.array([pos[f] for f in c["factor_i"].to_list()])
+        fj = np.array([pos[f] for f in c["factor_j"].to_list()])
+        self._cov[cd, fi, fj] = c["cov"].to_numpy()
+        self._cov[cd, fj, fi] = c["cov"].to_numpy()
+        med = np.nanmedian(self._spec, axis=1, keepdims=True)
+        self._spec = np.where(np.isfinite(self._spec), self._spec, med)  # names not in the table: the median
+        self._by_t = {int(t): j for j, t in enumerate(self.signals)}
+
+    def exposures(self, k: int) -> np.ndarray:
+        return self._x[k]
+
+    def covariance(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        j = self._by_t[int(t)]
+        return self._cov[j], self._spec[j]

@@ -10,7 +10,7 @@ import polars as pl
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.portfolio.enhance import EnhancedRun, enhance
 from factor_pipeline.portfolio.performance import portfolio_figures
-from factor_pipeline.portfolio.risk import RiskModel, build_risk_model
+from factor_pipeline.portfolio.risk import RiskModel, StoredRisk
 
 INDICES = ("csi300", "csi500", "csi1000")
 
@@ -39,7 +39,7 @@ def benchmark_weights(weights: pl.DataFrame, codes: np.ndarray, dates: np.ndarra
 @dataclass
 class PortfolioRuns:
     runs: list[EnhancedRun]
-    risk: RiskModel
+    risk: RiskModel | StoredRisk
 
     def weights(self) -> pl.DataFrame:
         return pl.concat([r.weights for r in self.runs])
@@ -60,12 +60,10 @@ class PortfolioRuns:
                                                cancelled=pl.Series(r.book.cancelled)) for r in self.runs])
 
 
-def run_portfolios(panel: Panel, industry: np.ndarray, industries: list[str], scores: pl.DataFrame,
-                   index_weights: pl.DataFrame, signals: list[int], models: list[str],
-                   indices: tuple[str, ...] = INDICES) -> PortfolioRuns:
-    """Risk model once, then one weekly enhancement per (index, model) over `signals`."""
-    risk = build_risk_model(panel, industry, industries, signals)
-    sdates = panel.dates[np.asarray(signals, dtype=int)]
+def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFrame, index_weights: pl.DataFrame,
+                   models: list[str], indices: tuple[str, ...] = INDICES) -> PortfolioRuns:
+    """One weekly enhancement per (index, model) over the risk model's signal dates."""
+    sdates = panel.dates[np.asarray(risk.signals, dtype=int)]
     runs = []
     for index in indices:
         bench = benchmark_weights(index_weights.filter(pl.col("index") == index), panel.codes, sdates)

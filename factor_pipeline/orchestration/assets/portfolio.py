@@ -1,5 +1,5 @@
-"""Index enhancement: risk model, weekly target weights per index and model, and their backtest
-(tables `weights`, `portfolio_nav`, `portfolio_audit`); the latest week's targets as a CSV."""
+"""Index enhancement: the risk model, then weekly target weights per index and model and their
+backtest (one op: each week's turnover limit starts from what the backtest really holds)."""
 
 from datetime import date, timedelta
 
@@ -11,9 +11,11 @@ from factor_pipeline.config import home
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.orchestration.resources import WarehouseResource
+from factor_pipeline.portfolio.risk import StoredRisk, bias_statistic, build_risk_model, risk_tables
 from factor_pipeline.portfolio.weekly import INDICES, figures, run_portfolios
 
 RISK_HISTORY_DAYS = 800  # calendar days before the first signal: 252-day momentum + a year of factor returns
+GROUP = "portfolio"
 
 
 class PortfolioConfig(dg.Config):
@@ -24,69 +26,113 @@ class PortfolioConfig(dg.Config):
     end: str = "2023-12-31"
 
 
-def _write_csv(weights: pl.DataFrame, codes_industry: pl.DataFrame) -> str:
+def _span(config: PortfolioConfig) -> tuple[date, date]:
+    return date.fromisoformat(config.start), date.fromisoformat(config.end)
+
+
+def _industries(wh) -> tuple[list[str], dict[str, str]]:
+    with wh.connect(read_only=True) as con:
+        stocks = con.sql("SELECT code, industry FROM stocks").pl()
+    return sorted(stocks["industry"].unique().to_list()), dict(zip(stocks["code"], stocks["industry"], strict=True))
+
+
+@dg.asset(
+    group_name=GROUP, deps=["daily_bars", "index_weights", "stocks"], kinds={"numpy", "duckdb"},
+    description="Point-in-time risk model at each signal date: style exposures (size, beta, momentum, residual "
+                "volatility, liquidity, non-linear size, short-term reversal), industries, EWMA factor covariance "
+                "and shrunk specific variance (tables `risk_exposures`, `risk_factor_cov`, `risk_specific`).",
+    check_specs=[dg.AssetCheckSpec("calibration", asset="risk_model",
+                                   description="bias statistic of random active portfolios over the next week "
+                                               "within 0.7 .. 1.3")],
+)
+def risk_model(context: dg.AssetExecutionContext, config: PortfolioConfig,
+               warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
+    start, end = _span(config)
+    industries, ind_of = _industries(wh)
+    panel = panel_from_warehouse(wh, start - timedelta(days=RISK_HISTORY_DAYS), end + timedelta(days=10), frozenset())
+    industry = np.searchsorted(industries, [ind_of[c] for c in panel.codes])
+    signals = signal_dates(panel, panel.dates[0].astype(object), end + timedelta(days=1))
+    model = build_risk_model(panel, industry, industries, signals)
+    keep = [k for k, t in enumerate(signals) if panel.dates[t] >= np.datetime64(start)]
+    tables = risk_tables(model, panel, keep)
+    for name, table in tables.items():
+        wh.replace_rows(name, table, f"date >= DATE '{start}' AND date <= DATE '{end}'")
+    bias = bias_statistic(model, panel, keep)
+    return dg.MaterializeResult(
+        metadata={"signal_dates": len(keep), "factors": len(model.factor_names), "bias_statistic": round(bias, 3)},
+        check_results=[dg.AssetCheckResult(check_name="calibration", passed=bool(0.7 <= bias <= 1.3),
+                                           severity=dg.AssetCheckSeverity.WARN,
+                                           metadata={"bias_statistic": round(bias, 3)})])
+
+
+def _write_csv(weights: pl.DataFrame, ind_of: dict[str, str]) -> str:
     last = weights["date"].max()
     out = home() / "trading"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"target_weights_{last}.csv"
     tmp = path.with_suffix(".csv.tmp")
-    (weights.filter(pl.col("date") == last).join(codes_industry, on="code", how="left")
+    (weights.filter(pl.col("date") == last).with_columns(industry=pl.col("code").replace_strict(ind_of, default=None))
      .sort("index", "model", "weight", descending=[False, False, True]).write_csv(tmp))
     tmp.replace(path)
     return str(path)
 
 
-@dg.asset(
-    group_name="portfolio",
-    deps=["scores", "daily_bars", "index_weights", "index_daily", "stocks"],
-    kinds={"cvxpy", "duckdb"},
-    description="Risk model (styles + industries, EWMA covariance) and weekly CSI300/500/1000 enhanced portfolios "
-                "per model under the report's constraints, executed at next-day VWAP with costs (tables `weights`, "
-                "`portfolio_nav`, `portfolio_audit`; latest targets in <home>/trading/).",
-)
-def portfolios(context: dg.AssetExecutionContext, config: PortfolioConfig,
-               warehouse: WarehouseResource) -> dg.MaterializeResult:
-    wh = warehouse.get()
-    start, end = date.fromisoformat(config.start), date.fromisoformat(config.end)
+def _bench_close(wh, panel) -> dict[str, np.ndarray]:
     with wh.connect(read_only=True) as con:
-        scores = con.sql(f"SELECT code, date, model, score FROM scores WHERE date >= DATE '{start}' "
-                         f"AND date <= DATE '{end}'").pl()
-        stocks = con.sql("SELECT code, industry FROM stocks").pl()
-        iw = con.sql("SELECT \"index\", date, code, weight FROM index_weights").pl()
         idx = con.sql("SELECT \"index\", date, close FROM index_daily").pl()
-    if scores.height == 0:
-        raise FileNotFoundError("no scores in the warehouse for the portfolio's dates: materialise `scores` first")
-    panel = panel_from_warehouse(wh, start - timedelta(days=RISK_HISTORY_DAYS), None, frozenset())
-    industries = sorted(stocks["industry"].unique().to_list())
-    ind_of = dict(zip(stocks["code"].to_list(), stocks["industry"].to_list(), strict=True))
-    industry = np.searchsorted(industries, [ind_of[c] for c in panel.codes])
-    signals = signal_dates(panel, panel.dates[0].astype(object), end + timedelta(days=1))
-    res = run_portfolios(panel, industry, industries, scores, iw, signals, config.models)
-    bench_close = {}
+    out = {}
     for k in INDICES:
         s = idx.filter(pl.col("index") == k).sort("date")
         t = np.searchsorted(panel.dates, s["date"].to_numpy().astype("datetime64[D]"))
-        c = np.full(len(panel.dates), np.nan)
         ok = t < len(panel.dates)
+        c = np.full(len(panel.dates), np.nan)
         c[t[ok]] = s["close"].to_numpy()[ok]
-        bench_close[k] = pl.Series(c).fill_nan(None).fill_null(strategy="forward").to_numpy()
-    weights, nav, audit = res.weights(), res.nav(panel, bench_close), res.audit()
-    models = ", ".join(f"'{m}'" for m in config.models)
-    where = f"model IN ({models})"
+        out[k] = pl.Series(c).fill_nan(None).fill_null(strategy="forward").to_numpy()
+    return out
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    specs=[dg.AssetSpec("target_weights", deps=["risk_model", "scores", "index_weights"], kinds={"cvxpy"},
+                        description="Weekly CSI300/500/1000 enhanced weights per model under the report's constraints "
+                                    "(table `weights`; the latest week as <home>/trading/target_weights_<date>.csv)."),
+           dg.AssetSpec("backtest", deps=["target_weights", "daily_bars", "index_daily"], kinds={"numpy"},
+                        description="Execution at next-day VWAP with costs and fill blocks, daily NAV vs the index, "
+                                    "constraint audit (tables `portfolio_nav`, `portfolio_audit`).")],
+)
+def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConfig, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    start, end = _span(config)
+    span = f"date >= DATE '{start}' AND date <= DATE '{end}'"
+    with wh.connect(read_only=True) as con:
+        scores = con.sql(f"SELECT code, date, model, score FROM scores WHERE {span}").pl()
+        iw = con.sql("SELECT \"index\", date, code, weight FROM index_weights").pl()
+        tables = {t: con.sql(f"SELECT * FROM {t} WHERE {span}").pl()
+                  for t in ("risk_exposures", "risk_factor_cov", "risk_specific")}
+    if scores.height == 0:
+        raise FileNotFoundError("no scores in the warehouse for the portfolio's dates: materialise `scores` first")
+    industries, ind_of = _industries(wh)
+    panel = panel_from_warehouse(wh, start - timedelta(days=10), None, frozenset())
+    risk = StoredRisk(tables, panel, industries)
+    res = run_portfolios(panel, risk, scores, iw, config.models)
+    weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
+    where = "model IN (" + ", ".join(f"'{m}'" for m in config.models) + ")"
     wh.replace_rows("weights", weights, where)
     wh.replace_rows("portfolio_nav", nav, where)
     wh.replace_rows("portfolio_audit", audit, where)
-    csv = _write_csv(weights, stocks)
-    figs = figures(nav, audit)
-    meta: dict = {"portfolios": len(res.runs), "weeks": int(audit["date"].n_unique()), "target_weights_csv":
-                  dg.MetadataValue.path(csv),
-                  "solve_seconds_median": round(float(audit["solve_seconds"].median()), 4),
-                  "max_constraint_violation": float(audit["max_violation"].max()),
-                  "weeks_relaxed": int((audit["relaxed"] != "").sum())}
-    for index, per in figs.items():
+    csv = _write_csv(weights, ind_of)
+    yield dg.MaterializeResult(asset_key="target_weights", metadata={
+        "portfolios": len(res.runs), "weeks": int(audit["date"].n_unique()), "rows": weights.height,
+        "latest_csv": dg.MetadataValue.path(csv),
+        "solve_seconds_median": round(float(audit["solve_seconds"].median()), 4),
+        "max_constraint_violation": float(audit["max_violation"].max()),
+        "weeks_relaxed": int((audit["relaxed"] != "").sum())})
+    meta: dict = {"days": nav["date"].n_unique()}
+    for index, per in figures(nav, audit).items():
         for model, f in per.items():
             meta[f"{index}_{model}_excess_ann"] = f["excess_ann"]
-    return dg.MaterializeResult(metadata=meta)
+    yield dg.MaterializeResult(asset_key="backtest", metadata=meta)
 
 
-PORTFOLIO_ASSETS = [portfolios]
+PORTFOLIO_ASSETS = [risk_model, enhanced_portfolios]

@@ -29,7 +29,7 @@ def _run_record(identity: str | None, cfg: ReportConfig) -> dict:
 
 @dg.asset(
     group_name="report",
-    deps=["scores", "baseline_scores", "labels", "common_factors", "oracle", "portfolios",
+    deps=["scores", "baseline_scores", "labels", "common_factors", "oracle", "backtest",
           *[f"weak_factors_{n}" for n in ("week", "msnew", "day", "ms", "l2")]],
     kinds={"polars", "html"},
     description="Evaluates the datasets' weak factors, Model1-4, the baselines and the oracle (RankIC, ICIR, "
