@@ -117,10 +117,12 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     risk = StoredRisk(tables, panel, industries)
     res = run_portfolios(panel, risk, scores, iw, config.models)
     weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
-    where = "model IN (" + ", ".join(f"'{m}'" for m in config.models) + ")"
-    wh.replace_rows("weights", weights, where)
-    wh.replace_rows("portfolio_nav", nav, where)
-    wh.replace_rows("portfolio_audit", audit, where)
+    # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
+    # span is idempotent and a later span does not erase an earlier one's weights
+    models = "model IN (" + ", ".join(f"'{m}'" for m in config.models) + ")"
+    wh.replace_rows("weights", weights, f"{models} AND {span}")
+    wh.replace_rows("portfolio_audit", audit, f"{models} AND {span}")
+    wh.replace_rows("portfolio_nav", nav, f"{models} AND date >= DATE '{start}'")
     csv = _write_csv(weights, ind_of)
     yield dg.MaterializeResult(asset_key="target_weights", metadata={
         "portfolios": len(res.runs), "weeks": int(audit["date"].n_unique()), "rows": weights.height,
