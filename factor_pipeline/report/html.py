@@ -78,6 +78,7 @@ def _group_bars(groups: pl.DataFrame, names: list[str], uni: str) -> str:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.suptitle(f"{uni}: mean weekly excess return x 52 by group (1 = lowest score)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _png(fig)
 
 
