@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import polars as pl
 import pytest
 
 from factor_pipeline.portfolio.backtest import BUY_COST, SELL_COST, Prices, run_backtest
@@ -183,3 +184,32 @@ def test_stored_risk_model_reads_back_what_was_built(tiny_risk):
         c2, s2 = stored.covariance(t)
         np.testing.assert_allclose(c2, c1, rtol=1e-12)
         np.testing.assert_allclose(s2[live], s1[live], rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_run_resumed_from_stored_holdings_equals_an_uninterrupted_one(tiny_risk):
+    from factor_pipeline.portfolio.enhance import enhance
+    from factor_pipeline.portfolio.weekly import resume_points
+
+    panel, rm, _ = tiny_risk
+    rng = np.random.default_rng(3)
+    n, d = len(panel.codes), len(rm.signals)
+    scores = rng.normal(size=(n, d))
+    bench = np.where(panel.members["csi500"][:, rm.signals], 1.0, 0.0)
+    bench = bench / bench.sum(0)
+    ks = list(range(d - 14, d - 2))
+
+    def only(weeks):
+        s = np.full((n, d), np.nan)
+        s[:, weeks] = scores[:, weeks]
+        return s
+
+    whole = enhance(panel, rm, only(ks), bench, "csi500", "model3")
+    first = enhance(panel, rm, only(ks[:6]), bench, "csi500", "model3")
+    point = resume_points(first.held, panel)[("csi500", "model3")]
+    second = enhance(panel, rm, only(ks[6:]), bench, "csi500", "model3", resume=point)
+    a = whole.weights.filter(pl.col("date") >= second.weights["date"].min()).sort("date", "code")
+    b = second.weights.sort("date", "code")
+    assert a["code"].to_list() == b["code"].to_list()
+    np.testing.assert_allclose(a["weight"].to_numpy(), b["weight"].to_numpy(), atol=1e-7)
+    assert second.audit["turnover_target"].max() <= 0.2 + 1e-6 or second.audit["relaxed"].str.len_chars().max() > 0

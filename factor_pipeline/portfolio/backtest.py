@@ -40,6 +40,13 @@ class Book:
         self.cancelled: list[int] = []  # trades a fill block stopped, per execution
         self.executed: list[np.ndarray] = []  # weights right after each execution
 
+    @classmethod
+    def resume(cls, prices: Prices, day: int, weights: np.ndarray) -> Book:
+        """A book holding `weights` (fractions of NAV, the rest cash) at the close of `day`, NAV 1."""
+        book = cls(prices, day)
+        book.h, book.cash = np.asarray(weights, dtype=np.float64).copy(), float(1 - np.sum(weights))
+        return book
+
     def weights(self) -> np.ndarray:
         return self.h / (self.h.sum() + self.cash)
 

@@ -35,19 +35,25 @@ class EnhancedRun:
     book: Book
     weights: pl.DataFrame  # date, index, model, code, weight (targets at each signal date)
     audit: pl.DataFrame  # date, max_violation, relaxed, ex_ante_te, solve_seconds, turnover_target
+    held: pl.DataFrame  # date (execution day), index, model, code, weight at its close: where a later run resumes
     seconds: list[float] = field(default_factory=list)
 
 
 def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
-            limits: Limits | None = None) -> EnhancedRun:
-    """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1)."""
+            limits: Limits | None = None, resume: tuple[int, np.ndarray] | None = None) -> EnhancedRun:
+    """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1).
+
+    `resume`: (panel day, weights at its close) of an earlier run's last execution: the book starts from
+    them, so the first week's turnover limit applies as in an uninterrupted run."""
     lim = limits or Limits(te=TE[index])
     prices = prices_of(panel)
     f = panel.field
     with np.errstate(invalid="ignore"):
         up_at_t = panel.suspended | (f("close") >= f("limit_up"))
         down_at_t = panel.suspended | (f("close") <= f("limit_down"))
-    book, rows, audit = None, [], []
+    book, rows, audit, held = None, [], [], []
+    if resume is not None:
+        book = Book.resume(prices, resume[0], resume[1])
     n_t = len(panel.dates)
     for k, t in enumerate(risk.signals):
         s = scores[:, k]
@@ -57,7 +63,7 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
             book = Book(prices, int(t))
         else:
             book.advance(int(t))
-        prev = book.weights() if book.executed else None
+        prev = book.weights() if (book.executed or resume is not None) else None
         universe = panel.members["csi_all"][:, t] & panel.listed[:, t] & np.isfinite(s)
         z = np.where(universe, s, np.nan)
         z = np.where(universe, (z - np.nanmean(z)) / (np.nanstd(z) or 1.0), 0.0)
@@ -78,9 +84,14 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
                       "solve_seconds": sol.seconds,
                       "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
         book.execute(int(t) + 1, sol.weights)
+        w = book.weights()
+        on = w > 1e-9
+        held.append(pl.DataFrame({"date": np.repeat(panel.dates[t + 1], on.sum()), "index": index, "model": model,
+                                  "code": panel.codes[on], "weight": w[on]}))
     if book is None:
         raise ValueError(f"no signal date with {model} scores and {index} weights to build a portfolio on")
     book.advance(n_t - 1)
     weights = pl.concat(rows).with_columns(pl.col("date").cast(pl.Date))
     aud = pl.DataFrame(audit).with_columns(pl.col("date").cast(pl.Date))
-    return EnhancedRun(index, model, book, weights, aud, aud["solve_seconds"].to_list())
+    hold = pl.concat(held).with_columns(pl.col("date").cast(pl.Date))
+    return EnhancedRun(index, model, book, weights, aud, hold, aud["solve_seconds"].to_list())

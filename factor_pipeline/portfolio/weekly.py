@@ -53,6 +53,9 @@ class PortfolioRuns:
                                       "nav": r.book.nav, "bench": b / b[0]}))
         return pl.concat(rows).with_columns(pl.col("date").cast(pl.Date))
 
+    def held(self) -> pl.DataFrame:
+        return pl.concat([r.held for r in self.runs])
+
     def audit(self) -> pl.DataFrame:
         return pl.concat([r.audit.with_columns(index=pl.lit(r.index), model=pl.lit(r.model),
                                                realised_turnover=pl.Series(r.book.turnover),
@@ -60,9 +63,30 @@ class PortfolioRuns:
                                                cancelled=pl.Series(r.book.cancelled)) for r in self.runs])
 
 
+def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, str], tuple[int, np.ndarray]]:
+    """(index, model) -> (panel day, weights) of the latest stored holdings (rows of the `holdings` table)."""
+    out: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
+    if held is None or held.height == 0:
+        return out
+    for (index, model), g in held.group_by("index", "model"):
+        last = g.filter(pl.col("date") == g["date"].max())
+        day = int(np.searchsorted(panel.dates, np.datetime64(last["date"][0], "D")))
+        if day >= len(panel.dates) or panel.dates[day] != np.datetime64(last["date"][0], "D"):
+            continue  # the panel does not reach back to it: start afresh
+        w = np.zeros(len(panel.codes))
+        i = np.searchsorted(panel.codes, last["code"].to_numpy())
+        ok = (i < len(panel.codes))
+        ok[ok] &= panel.codes[i[ok]] == last["code"].to_numpy()[ok]
+        w[i[ok]] = last["weight"].to_numpy()[ok]
+        out[(index, model)] = (day, w)
+    return out
+
+
 def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFrame, index_weights: pl.DataFrame,
-                   models: list[str], indices: tuple[str, ...] = INDICES) -> PortfolioRuns:
-    """One weekly enhancement per (index, model) over the risk model's signal dates."""
+                   models: list[str], indices: tuple[str, ...] = INDICES,
+                   resume: dict[tuple[str, str], tuple[int, np.ndarray]] | None = None) -> PortfolioRuns:
+    """One weekly enhancement per (index, model) over the risk model's signal dates, each resuming from
+    `resume[(index, model)]` when given."""
     sdates = panel.dates[np.asarray(risk.signals, dtype=int)]
     runs = []
     for index in indices:
@@ -70,7 +94,7 @@ def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFr
         for model in models:
             s = dense(scores.filter(pl.col("model") == model), panel.codes, sdates, "score")
             if np.isfinite(s).any():
-                runs.append(enhance(panel, risk, s, bench, index, model))
+                runs.append(enhance(panel, risk, s, bench, index, model, resume=(resume or {}).get((index, model))))
     return PortfolioRuns(runs, risk)
 
 

@@ -12,7 +12,7 @@ from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.orchestration.resources import WarehouseResource
 from factor_pipeline.portfolio.risk import StoredRisk, bias_statistic, build_risk_model, risk_tables
-from factor_pipeline.portfolio.weekly import INDICES, figures, run_portfolios
+from factor_pipeline.portfolio.weekly import INDICES, figures, resume_points, run_portfolios
 
 RISK_HISTORY_DAYS = 800  # calendar days before the first signal: 252-day momentum + a year of factor returns
 GROUP = "portfolio"
@@ -112,10 +112,15 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
                   for t in ("risk_exposures", "risk_factor_cov", "risk_specific")}
     if scores.height == 0:
         raise FileNotFoundError("no scores in the warehouse for the portfolio's dates: materialise `scores` first")
+    first = scores["date"].min()
+    held = None
+    if "holdings" in wh.tables():  # resume from what each portfolio held after its last execution before the span
+        with wh.connect(read_only=True) as con:
+            held = con.sql(f"SELECT * FROM holdings WHERE date < DATE '{first}' AND date >= DATE '{first}' - 14").pl()
     industries, ind_of = _industries(wh)
-    panel = panel_from_warehouse(wh, start - timedelta(days=10), None, frozenset())
+    panel = panel_from_warehouse(wh, start - timedelta(days=14), None, frozenset())
     risk = StoredRisk(tables, panel, industries)
-    res = run_portfolios(panel, risk, scores, iw, config.models)
+    res = run_portfolios(panel, risk, scores, iw, config.models, resume=resume_points(held, panel))
     weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights
@@ -123,13 +128,15 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     wh.replace_rows("weights", weights, f"{models} AND {span}")
     wh.replace_rows("portfolio_audit", audit, f"{models} AND {span}")
     wh.replace_rows("portfolio_nav", nav, f"{models} AND date >= DATE '{start}'")
+    wh.replace_rows("holdings", res.held(), f"{models} AND date > DATE '{first}'")
     csv = _write_csv(weights, ind_of)
     yield dg.MaterializeResult(asset_key="target_weights", metadata={
         "portfolios": len(res.runs), "weeks": int(audit["date"].n_unique()), "rows": weights.height,
         "latest_csv": dg.MetadataValue.path(csv),
         "solve_seconds_median": round(float(audit["solve_seconds"].median()), 4),
         "max_constraint_violation": float(audit["max_violation"].max()),
-        "weeks_relaxed": int((audit["relaxed"] != "").sum())})
+        "weeks_relaxed": int((audit["relaxed"] != "").sum()),
+        "resumed_from_holdings": len(resume_points(held, panel))})
     meta: dict = {"days": nav["date"].n_unique()}
     for index, per in figures(nav, audit).items():
         for model, f in per.items():
