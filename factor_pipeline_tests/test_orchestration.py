@@ -36,7 +36,7 @@ def _checksums(wh: Warehouse) -> dict:
     out = {t: wh.checksum(t) for t in wh.tables() if not t.startswith("_") and t != "portfolio_audit"}
     if "portfolio_audit" in wh.tables():
         with wh.connect(read_only=True) as con:
-            out["portfolio_audit"] = con.sql(
+            out["portfolio_audit"] = con.execute(
                 "SELECT sum(hash(date, \"index\", model, relaxed, round(max_violation, 6), "
                 "round(realised_turnover, 9))) FROM portfolio_audit").fetchone()
     return out
