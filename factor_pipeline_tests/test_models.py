@@ -162,3 +162,26 @@ def test_training_on_cuda_with_bf16(panel, base):
     dates = training_dates(data, "week", panel.date_index(date(2017, 7, 3)), FAST)[-10:]
     res = fit("week", data, dates, FAST, net_config("week", data))
     assert next(res.model.parameters()).is_cuda and np.isfinite(res.best_valid_ic)
+
+
+def test_data_hash_does_not_depend_on_where_the_panel_starts(panel, base, tiny_dir):
+    """A one-week run builds a shorter panel than a multi-year one; the same fit must hash the same."""
+    from datetime import date
+
+    from factor_pipeline.models.tracking import data_hash
+
+    con = duckdb.connect()
+    late = build_panel(con, {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items() if k != "oracle"},
+                       start=date(2016, 3, 1))
+    name = "day"
+    days = [d for d in panel.dates if np.datetime64("2017-03-01") <= d <= np.datetime64("2017-09-01")][::5]
+    full = _data(panel, base, name)
+    short = _data(late, dataset_base(late), name)
+    i_full = [panel.date_index(d) for d in days]
+    i_short = [late.date_index(d) for d in days]
+    assert i_full != i_short
+    assert data_hash(full, i_full) == data_hash(short, i_short)
+    # while a changed label on one of those dates changes it
+    y = labels_mod.forward_returns(late)
+    y[:, i_short[0]] += np.random.default_rng(0).normal(scale=0.05, size=len(y))
+    assert data_hash(_data(late, dataset_base(late), name, y), i_short) != data_hash(short, i_short)

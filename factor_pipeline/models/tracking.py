@@ -30,15 +30,20 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{home() / 'mlflow.db'}"
 
 
-def data_hash(data: TrainData, dates: list[int]) -> str:
-    """Fingerprint of what a fit learns from: the samples and labels of its dates and their prices."""
+def data_hash(data: TrainData, dates: list[int], lookback: int = 150) -> str:
+    """Fingerprint of what a fit learns from: its dates, the stocks that are samples on them, their
+    labels and their prices over the window the inputs read. Independent of where the panel starts and
+    which other stocks it holds, so a one-week run finds the model a multi-year run trained."""
     h = hashlib.sha256()
     d = np.asarray(dates)
-    h.update(d.tobytes())
-    h.update(np.ascontiguousarray(data.samples[:, d]).tobytes())
-    h.update(np.nan_to_num(np.ascontiguousarray(data.y_std[:, d])).astype(np.float32).tobytes())
-    h.update(np.ascontiguousarray(data.codes).astype("U12").tobytes())
-    h.update(data.base.pxt[:, :, : int(d.max()) + 1].nan_to_num().sum(dim=(0, 2)).cpu().numpy().tobytes())
+    rows = np.flatnonzero(data.samples[:, d].any(axis=1))
+    h.update(np.asarray(data.dates)[d].astype("datetime64[D]").tobytes())
+    h.update(np.asarray(data.codes)[rows].astype("U12").tobytes())
+    h.update(np.ascontiguousarray(data.samples[rows][:, d]).tobytes())
+    h.update(np.nan_to_num(data.y_std[rows][:, d]).astype(np.float32).tobytes())
+    lo = max(0, int(d.min()) - lookback + 1)
+    window = data.base.pxt[torch.as_tensor(rows, device=data.base.pxt.device)][:, :, lo: int(d.max()) + 1]
+    h.update(window.nan_to_num().double().sum(dim=(0, 2)).cpu().numpy().round(6).tobytes())
     return h.hexdigest()[:20]
 
 
