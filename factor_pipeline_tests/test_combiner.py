@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.evaluation.ic import rank_ic
-from factor_pipeline.models.combiner import MODELS, CombinerConfig, feature_frame, rolling_scores
+from factor_pipeline.models.combiner import MODELS, REPORT_MODELS, CombinerConfig, feature_frame, rolling_scores
 
 
 def _market(seed: int = 0, n: int = 150, weeks: int = 160):
@@ -28,8 +28,10 @@ def _market(seed: int = 0, n: int = 150, weeks: int = 160):
 
 
 def test_models_are_the_reports():
-    assert MODELS == {"model1": ("day", "ms", "l2"), "model2": ("day", "msnew", "l2"),
-                      "model3": ("week", "day", "ms", "l2"), "model4": ("week", "day", "msnew", "l2")}
+    assert {m: MODELS[m] for m in REPORT_MODELS} == {
+        "model1": ("day", "ms", "l2"), "model2": ("day", "msnew", "l2"),
+        "model3": ("week", "day", "ms", "l2"), "model4": ("week", "day", "msnew", "l2")}
+    assert MODELS["model_wd"] == ("week", "day")
 
 
 def test_combination_beats_each_input_out_of_sample():
@@ -79,9 +81,9 @@ def test_models_without_their_datasets_are_reported_not_runnable():
     res = model_scores(weak, labels, [d for d in dates if d.year == 2018], CombinerConfig(n_estimators=20))
     assert set(res.not_runnable) == {"model1", "model2", "model3", "model4"}
     assert "ms" in res.not_runnable["model1"] and "msnew" in res.not_runnable["model4"]
-    assert res.scores.height == 0
+    assert set(res.scores["model"].unique()) == {"model_wd"}  # the daily-only combination still runs
     full = pl.concat([weak] + [weak.filter(pl.col("dataset") == "day").with_columns(dataset=pl.lit(d))
                                for d in ("ms", "msnew", "l2")])
     res = model_scores(full, labels, [d for d in dates if d.year == 2018], CombinerConfig(n_estimators=20))
-    assert res.not_runnable == {} and set(res.scores["model"].unique()) == {"model1", "model2", "model3", "model4"}
+    assert res.not_runnable == {} and set(res.scores["model"].unique()) == set(MODELS)
     assert all(len(v) > 10 for v in res.oos_ic.values())

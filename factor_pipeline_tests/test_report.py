@@ -82,6 +82,7 @@ def test_metrics_json_validates_and_a_broken_one_does_not(tmp_path):
     validate_metrics(on_disk)
     assert on_disk == doc
     assert set(doc["models"]) == {"model1", "model2", "model3", "model4"}
+    assert doc["not_runnable"] == {"model_wd": "no scores in this run"}
     assert set(doc["baselines"]) == {"equal_weight", "gbdt_handcrafted"}
     assert doc["oracle_rank_ic_mean"]["csi_all"] == pytest.approx(1.0)
     assert doc["orderings"]["week > day"]["holds"] is True  # week is the least noisy score

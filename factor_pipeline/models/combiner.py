@@ -21,7 +21,10 @@ MODELS: dict[str, tuple[str, ...]] = {
     "model2": ("day", "msnew", "l2"),
     "model3": ("week", "day", "ms", "l2"),
     "model4": ("week", "day", "msnew", "l2"),
+    # not in the report: the combination a daily-only market (no intraday, no level-2) can still build
+    "model_wd": ("week", "day"),
 }
+REPORT_MODELS = ("model1", "model2", "model3", "model4")
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,9 @@ def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None,
         parts.append(_portfolio_tables(m["portfolios"]))
         if nav is not None and nav.height:
             parts.append(_nav_plots(nav))
+    if m.get("not_runnable"):
+        parts.append("<h2>Models not runnable on this data</h2><ul>" + "".join(
+            f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in m["not_runnable"].items()) + "</ul>")
     if m.get("not_built"):
         parts.append("<h2>Not in this report</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in m["not_built"])
                      + "</ul>")

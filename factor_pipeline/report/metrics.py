@@ -14,7 +14,7 @@ import polars as pl
 
 from factor_pipeline.evaluation.evaluate import UNIVERSES, Evaluation
 from factor_pipeline.models.baselines import BASELINES
-from factor_pipeline.models.combiner import MODELS
+from factor_pipeline.models.combiner import MODELS, REPORT_MODELS
 
 DATASET_NAMES = ("week", "msnew", "day", "ms", "l2")
 ORACLE = "oracle"
@@ -67,6 +67,8 @@ SCHEMA: dict = {
         "orderings": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["holds"], "properties": {"holds": {"type": ["boolean", "null"]}}}},
         "not_built": {"type": "array", "items": {"type": "string"}},
+        "not_runnable": {"type": "object", "propertyNames": {"enum": list(MODELS)},
+                         "additionalProperties": {"type": "string"}},
         "run": {"type": "object", "required": ["data", "preset", "seed", "start", "end", "git"],
                 "properties": {"data": {}, "preset": {"type": ["string", "null"]},
                                "seed": {"type": ["integer", "null"]}, "start": {"type": "string"},
@@ -102,9 +104,9 @@ def common_period_ic(ic: pl.DataFrame | None, names: list[str], universe: str = 
 def orderings(ic: pl.DataFrame | None) -> dict[str, dict]:
     """The report's findings, checked on csi_all RankIC over the common dates: each holds, fails, or
     cannot be said (null)."""
-    common = common_period_ic(ic, [*DATASET_NAMES, *MODELS])
+    common = common_period_ic(ic, [*DATASET_NAMES, *REPORT_MODELS])
     d = {n: common[n] for n in DATASET_NAMES}
-    md = {n: common[n] for n in MODELS}
+    md = {n: common[n] for n in REPORT_MODELS}
     singles = [v for v in d.values() if v is not None]
     best = max(singles) if singles else None
 
@@ -126,6 +128,11 @@ def orderings(ic: pl.DataFrame | None) -> dict[str, dict]:
     }
 
 
+def _why_not(datasets: tuple[str, ...], have: dict) -> str:
+    missing = [d for d in datasets if d not in have]
+    return f"no weak factors of {', '.join(missing)} on this data" if missing else "no scores in this run"
+
+
 def build_metrics(ev: Evaluation, run: dict, portfolios: dict | None = None,
                   not_built: list[str] | None = None) -> dict:
     """The metrics.json document from an evaluation whose names are datasets, models, baselines, oracle."""
@@ -144,6 +151,7 @@ def build_metrics(ev: Evaluation, run: dict, portfolios: dict | None = None,
     out["size_bias"] = {n: e.get("size") for n, e in ev.exposures.items() if "size" in e}
     out["correlations"] = ev.correlations
     out["orderings"] = orderings(ev.ic)
+    out["not_runnable"] = {m: _why_not(ds, ev.metrics) for m, ds in MODELS.items() if m not in ev.metrics}
     out["not_built"] = not_built or []
     out["run"] = run
     return clean(out)

@@ -21,7 +21,7 @@ GROUP = "portfolio"
 class PortfolioConfig(dg.Config):
     """Which models and signal dates to build enhanced portfolios for."""
 
-    models: list[str] = ["model1", "model2", "model3", "model4"]
+    models: list[str] = []  # empty: every model that has scores in the span
     start: str = "2017-01-01"
     end: str = "2023-12-31"
 
@@ -120,15 +120,16 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     industries, ind_of = _industries(wh)
     panel = panel_from_warehouse(wh, start - timedelta(days=14), None, frozenset())
     risk = StoredRisk(tables, panel, industries)
-    res = run_portfolios(panel, risk, scores, iw, config.models, resume=resume_points(held, panel))
+    models = config.models or sorted(scores["model"].unique().to_list())
+    res = run_portfolios(panel, risk, scores, iw, models, resume=resume_points(held, panel))
     weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights
-    models = "model IN (" + ", ".join(f"'{m}'" for m in config.models) + ")"
-    wh.replace_rows("weights", weights, f"{models} AND {span}")
-    wh.replace_rows("portfolio_audit", audit, f"{models} AND {span}")
-    wh.replace_rows("portfolio_nav", nav, f"{models} AND date >= DATE '{start}'")
-    wh.replace_rows("holdings", res.held(), f"{models} AND date > DATE '{first}'")
+    owned = "model IN (" + ", ".join(f"'{m}'" for m in models) + ")"
+    wh.replace_rows("weights", weights, f"{owned} AND {span}")
+    wh.replace_rows("portfolio_audit", audit, f"{owned} AND {span}")
+    wh.replace_rows("portfolio_nav", nav, f"{owned} AND date >= DATE '{start}'")
+    wh.replace_rows("holdings", res.held(), f"{owned} AND date > DATE '{first}'")
     csv = _write_csv(weights, ind_of)
     yield dg.MaterializeResult(asset_key="target_weights", metadata={
         "portfolios": len(res.runs), "weeks": int(audit["date"].n_unique()), "rows": weights.height,
