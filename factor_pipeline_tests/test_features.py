@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from factor_pipeline.datasets.alpha158 import alpha158_features
@@ -120,3 +121,17 @@ def test_period_returns_hold_from_one_entry_to_the_next():
     # the split of stock 1 at 150 does not show as a loss
     r2 = period_returns(p, [145, 152])
     assert abs(r2[1, 0]) < 0.2
+
+
+def test_feature_tables_hold_the_listed_stocks_and_the_same_values():
+    from factor_pipeline.datasets.alpha158 import alpha158_table
+    from factor_pipeline.datasets.common_factors import common_factor_table
+
+    p = _panel(6)
+    p.listed[2, 270] = False  # not listed on one of the dates: no row
+    ts = [260, 270]
+    cf, a = common_factor_table(p, ts), alpha158_table(p, ts)
+    assert cf.height == a.height == 2 * N - 1
+    row = cf.filter((pl.col("code") == p.codes[1]) & (pl.col("date") == p.dates[270].astype(object)))
+    assert row["vol20"][0] == pytest.approx(common_factors(p, ts)["vol20"][1, 1])
+    assert a.columns[:3] == ["code", "date", "a_kmid"]

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.datasets.panel import Panel
-from factor_pipeline.datasets.windows import daily_returns, lag, ratio, stat, window
+from factor_pipeline.datasets.windows import daily_returns, lag, long_table, ratio, stat, window
 
 
 def alpha158_features(panel: Panel, ts: list[int]) -> dict[str, np.ndarray]:
@@ -67,8 +67,4 @@ FEATURES = (
 
 def alpha158_table(panel: Panel, ts: list[int]) -> pl.DataFrame:
     """code, date and the features (column names lower-case, prefixed `a_`) for listed stocks at `ts`."""
-    values = alpha158_features(panel, ts)
-    i, k = np.nonzero(panel.listed[:, ts])
-    cols = {"code": panel.codes[i], "date": panel.dates[np.asarray(ts, dtype=int)[k]]}
-    cols.update({f"a_{name.lower()}": v[i, k] for name, v in values.items()})
-    return pl.DataFrame(cols).with_columns(pl.col("date").cast(pl.Date)).fill_nan(None)
+    return long_table(panel, ts, {f"a_{k.lower()}": v for k, v in alpha158_features(panel, ts).items()})

@@ -22,7 +22,7 @@ import polars as pl
 
 from factor_pipeline.datasets.intraday import MS_FEATURES
 from factor_pipeline.datasets.panel import Panel
-from factor_pipeline.datasets.windows import daily_returns, lag, ratio, stat, window
+from factor_pipeline.datasets.windows import daily_returns, lag, long_table, ratio, stat, window
 
 DAILY_FACTORS = ("size", "vol20", "ret20", "ppreversal", "cgo60", "p2high", "avgamt_20_60", "dwf", "maxret20",
                  "mom_20d_120d")
@@ -71,8 +71,4 @@ def common_factors(panel: Panel, ts: list[int]) -> dict[str, np.ndarray]:
 
 def common_factor_table(panel: Panel, ts: list[int]) -> pl.DataFrame:
     """code, date and one column per common factor, for listed stocks at the signal dates."""
-    values = common_factors(panel, ts)
-    i, k = np.nonzero(panel.listed[:, ts])
-    cols = {"code": panel.codes[i], "date": panel.dates[np.asarray(ts, dtype=int)[k]]}
-    cols.update({name: v[i, k] for name, v in values.items()})
-    return pl.DataFrame(cols).with_columns(pl.col("date").cast(pl.Date)).fill_nan(None)
+    return long_table(panel, ts, common_factors(panel, ts))

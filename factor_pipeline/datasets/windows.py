@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 
 MIN_SHARE = 0.8  # a window statistic needs this share of finite values, else NaN
@@ -50,6 +51,14 @@ def daily_returns(close_adj: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         r[:, 1:] = close_adj[:, 1:] / close_adj[:, :-1] - 1.0
     return r
+
+
+def long_table(panel, ts: list[int], values: dict[str, np.ndarray]) -> pl.DataFrame:
+    """code, date and one column per [N, len(ts)] array, for the stocks listed at each date (NaN -> null)."""
+    i, k = np.nonzero(panel.listed[:, ts])
+    cols = {"code": panel.codes[i], "date": panel.dates[np.asarray(ts, dtype=int)[k]]}
+    cols.update({name: v[i, k] for name, v in values.items()})
+    return pl.DataFrame(cols).with_columns(pl.col("date").cast(pl.Date)).fill_nan(None)
 
 
 def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
