@@ -185,3 +185,16 @@ def test_data_hash_does_not_depend_on_where_the_panel_starts(panel, base, tiny_d
     y = labels_mod.forward_returns(late)
     y[:, i_short[0]] += np.random.default_rng(0).normal(scale=0.05, size=len(y))
     assert data_hash(_data(late, dataset_base(late), name, y), i_short) != data_hash(short, i_short)
+
+
+def test_a_dataset_the_market_lacks_is_unavailable_before_any_training(panel):
+    """A daily-only market (no l2_daily, no intraday bars) must not crash the l2/ms/msnew weak factors."""
+    from dataclasses import replace
+
+    from factor_pipeline.datasets.registry import DatasetUnavailable
+    from factor_pipeline.models.weak import weak_factors
+
+    daily_only = replace(panel, l2=None, ms=None, bars30=None)
+    for name in ("l2", "ms", "msnew"):
+        with pytest.raises(DatasetUnavailable, match=name):
+            weak_factors(name, daily_only, [400], FAST, 4, torch.device("cpu"))

@@ -46,6 +46,17 @@ def feature_names(base: DatasetBase, name: str) -> tuple[str, ...]:
     return base.l2_names if name == "l2" else DATASETS[name].rows
 
 
+def require(base: DatasetBase, name: str) -> torch.Tensor | None:
+    """The panel part dataset `name` reads; DatasetUnavailable when the market lacks its raw table."""
+    if name in ("week", "day"):
+        return None
+    source = {"msnew": base.msnew, "ms": base.ms, "l2": base.l2}[name]
+    if source is None:
+        need = "intraday_bars" if DATASETS[name].requires == "intraday" else "l2_daily"
+        raise DatasetUnavailable(f"dataset {name} needs {need}, which this market does not have")
+    return source
+
+
 def gather(base: DatasetBase, name: str, stocks: torch.Tensor, dates: torch.Tensor) -> torch.Tensor:
     spec = DATASETS[name]
     stocks = torch.as_tensor(stocks, device=base.pxt.device, dtype=torch.long)
@@ -58,9 +69,5 @@ def gather(base: DatasetBase, name: str, stocks: torch.Tensor, dates: torch.Tens
     if name == "day":
         rel = _rel_window(base, stocks, dates, STEPS)[:, :5].transpose(1, 2)  # [n, 30, 5]
         return torch.cat([rel, _window(base.day, stocks, dates, STEPS)], dim=-1)
-    source = {"msnew": base.msnew, "ms": base.ms, "l2": base.l2}[name]
-    if source is None:
-        need = "intraday_bars" if spec.requires == "intraday" else "l2_daily"
-        raise DatasetUnavailable(f"dataset {name} needs {need}, which this market does not have")
-    x = _window(source, stocks, dates, STEPS)
+    x = _window(require(base, name), stocks, dates, STEPS)
     return x.transpose(2, 3) if name == "msnew" else x  # msnew: rows = fields, columns = the 8 bars

@@ -11,6 +11,7 @@ import torch
 
 from factor_pipeline.datasets import labels as labels_mod
 from factor_pipeline.datasets.base import dataset_base
+from factor_pipeline.datasets.builders import require
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.samples import sample_mask
@@ -34,6 +35,7 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
                  device: torch.device, cache: ModelCache | None = None, tracking_uri: str | None = None,
                  tags: dict[str, str] | None = None) -> WeakRun:
     base = dataset_base(panel, consume=True).to(device)
+    require(base, name)  # a daily-only market has no ms/msnew/l2: say so before anything is trained
     y = labels_mod.forward_returns(panel)
     mask = sample_mask(panel, DATASETS[name].lookback)
     data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)

@@ -12,7 +12,7 @@ from datetime import timedelta
 import dagster as dg
 
 from factor_pipeline.config import TRAINING
-from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS
+from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start, signal_dates
 from factor_pipeline.evaluation.ic import ic_summary
@@ -58,9 +58,13 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         panel = panel_from_warehouse(wh, history_start(first_needed, DATASETS[name].lookback),
                                      end - timedelta(days=1), PANEL_PARTS[name])
         dates = signal_dates(panel, start, end)
-        run = weak_factors(name, panel, dates, cfg, config.n_factors, torch_device.get(), ModelCache(),
-                           mlflow.uri(), {"dagster_run_id": context.run_id,
-                                          "partitions": f"{start}..{end - timedelta(days=1)}"})
+        try:
+            run = weak_factors(name, panel, dates, cfg, config.n_factors, torch_device.get(), ModelCache(),
+                               mlflow.uri(), {"dagster_run_id": context.run_id,
+                                              "partitions": f"{start}..{end - timedelta(days=1)}"})
+        except DatasetUnavailable as exc:
+            context.log.warning(str(exc))
+            return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0})
         if run.table.height:
             wh.replace_rows("weak_factors", run.table,
                             f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'")
