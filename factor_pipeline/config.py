@@ -63,3 +63,14 @@ TRAINING: dict[str, dict] = {
     "demo": {"epochs": 4, "patience": 2, "date_stride": 5, "train_years": 3},
     "full": {"epochs": 12, "patience": 3, "date_stride": 1, "train_years": 4},
 }
+
+
+def training_preset_for(spec: dict | None) -> str:
+    """Training preset that goes with a market: a synthetic preset's own; real files train as `demo`
+    (CPU-sized) unless `$FACTOR_PIPELINE_TRAINING` names another."""
+    chosen = os.environ.get("FACTOR_PIPELINE_TRAINING")
+    if chosen:
+        return chosen
+    if spec and spec.get("kind") == "synthetic":
+        return str(spec["preset"])
+    return "demo"

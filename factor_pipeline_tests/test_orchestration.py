@@ -132,42 +132,7 @@ def test_no_dagster_outside_the_shell():
 
 
 @pytest.mark.slow
-def test_cli_run_on_the_tiny_market(home):
-    out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "0"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    assert "loaded weeks" in out.stdout
-    wh = Warehouse(home / "warehouse.duckdb")
-    assert {"daily_bars", "intraday_bars", "l2_daily", "index_weights", "index_daily", "oracle"} <= set(wh.tables())
-    report = home / "reports" / "tiny-seed0"
-    assert (report / "run.json").exists() and (report / "report.html").stat().st_size > 10_000
-    from factor_pipeline.report.metrics import validate_metrics
-
-    doc = json.loads((report / "metrics.json").read_text())
-    validate_metrics(doc)
-    assert set(doc["models"]) == {"model1", "model2", "model3", "model4", "model_wd"}
-    assert doc["not_runnable"] == {}
-    assert doc["oracle_rank_ic_mean"]["csi_all"] > 0.1
-    assert {"scores", "baseline_scores", "common_factors", "alpha158_features", "weights", "portfolio_nav"} \
-        <= set(wh.tables())
-    assert set(doc["portfolios"]) == {"csi300", "csi500", "csi1000"}
-    assert all(f["max_constraint_violation"] < 1e-6 for per in doc["portfolios"].values() for f in per.values())
-    assert len(list((home / "trading").glob("target_weights_*.csv"))) == 1
-    # a second run is idempotent
-    before = _checksums(wh)
-    out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "0"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    assert _checksums(wh) == before
-    # another market in the same home is refused with a clear message
-    out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "1"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 2 and "--replace" in out.stderr
-
-
-@pytest.mark.slow
 def test_ui_serves_the_asset_graph_on_loopback_and_stops_on_sigterm(home):
-    import json
     import signal
     import socket
     import time

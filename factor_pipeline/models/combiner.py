@@ -16,6 +16,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from factor_pipeline.models.cadence import group_by_period
+
 MODELS: dict[str, tuple[str, ...]] = {
     "model1": ("day", "ms", "l2"),
     "model2": ("day", "msnew", "l2"),
@@ -41,17 +43,28 @@ class CombinerConfig:
     train_years: int = 3
     seed: int = 0
     standardise: bool = True
+    retrain_months: int = 12  # one fit per calendar year (the report) or every 6/3/... months
 
 
 @dataclass
 class CombinerFit:
     year: int
+    period: str  # the retraining period the fit predicts (`2019`, or `2019-07` for a 6-month cadence)
     train_rows: int
     train_first: date
     train_last: date
     last_realised: date
     features: list[str] = field(default_factory=list)
     model: object = None  # the fitted xgboost.XGBRegressor
+    train_rank_ic: float = float("nan")  # in-sample mean daily RankIC: what MLflow shows next to the fit
+    first_prediction: date | None = None  # the period's first prediction date: every label seen is before it
+
+
+def mean_rank_ic(df: pl.DataFrame, x: str, y: str) -> float:
+    """Mean over dates of the Spearman correlation of x and y across the rows of each date."""
+    ic = (df.with_columns(pl.col(x).rank().over("date").alias("_rx"), pl.col(y).rank().over("date").alias("_ry"))
+          .group_by("date").agg(pl.corr("_rx", "_ry").alias("ic"))["ic"].drop_nulls().drop_nans())
+    return float(ic.mean()) if ic.len() else float("nan")
 
 
 def cross_sectional_z(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
@@ -76,7 +89,8 @@ def feature_frame(weak: pl.DataFrame, datasets: tuple[str, ...]) -> pl.DataFrame
 
 def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
                    cfg: CombinerConfig) -> tuple[pl.DataFrame, list[CombinerFit]]:
-    """Scores (code, date, score) at `predict_dates`, each from a fit on labels realised before its year."""
+    """Scores (code, date, score) at `predict_dates`, each from a fit on labels realised before its
+    retraining period (a calendar year by default)."""
     import xgboost as xgb
 
     cols = [c for c in features.columns if c not in ("code", "date")]
@@ -84,8 +98,7 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
         features = cross_sectional_z(features, cols)
     data = features.join(labels.select("code", "date", "y_std", "realised_on"), on=["code", "date"], how="left")
     out, fits = [], []
-    for year in sorted({d.year for d in predict_dates}):
-        these = sorted(d for d in predict_dates if d.year == year)
+    for period, these in group_by_period(predict_dates, cfg.retrain_months).items():
         first = these[0]
         train = data.filter(
             pl.col("y_std").is_not_null() & pl.col("realised_on").is_not_null()
@@ -102,7 +115,9 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
         pred = data.filter(pl.col("date").is_in(these))
         out.append(pred.select("code", "date").with_columns(
             score=pl.Series(model.predict(pred.select(cols).to_numpy()).astype(np.float64))))
-        fits.append(CombinerFit(year, train.height, train["date"].min(), train["date"].max(),
-                                train["realised_on"].max(), cols, model))
+        fitted = train.select("date", "y_std").with_columns(
+            pred=pl.Series(model.predict(train.select(cols).to_numpy()).astype(np.float64)))
+        fits.append(CombinerFit(first.year, period, train.height, train["date"].min(), train["date"].max(),
+                                train["realised_on"].max(), cols, model, mean_rank_ic(fitted, "pred", "y_std"), first))
     scores = pl.concat(out) if out else pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
     return scores, fits

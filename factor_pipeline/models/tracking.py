@@ -54,7 +54,9 @@ class ModelCache:
         self.root = root or home() / "models" / "weak"
 
     def key(self, name: str, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str) -> str:
-        blob = json.dumps({"dataset": name, "train": asdict(cfg), "net": asdict(net_cfg), "data": dhash},
+        # the cadence only decides which dates a fit trains on, and those are in the data hash
+        train = {k: v for k, v in asdict(cfg).items() if k != "retrain_months"}
+        blob = json.dumps({"dataset": name, "train": train, "net": asdict(net_cfg), "data": dhash},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -96,11 +98,14 @@ def log_combiner_fit(model_name: str, fit, cfg, datasets: tuple[str, ...], tags:
     import mlflow
     import mlflow.xgboost
 
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"score.{model_name}.{fit.year}", tags=tags):
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"score.{model_name}.{fit.period}", tags=tags):
         mlflow.log_params({**{f"xgb.{k}": v for k, v in asdict(cfg).items()}, "model": model_name,
-                           "datasets": "+".join(datasets), "year": fit.year, "train_rows": fit.train_rows,
+                           "datasets": "+".join(datasets), "year": fit.year, "period": fit.period,
+                           "train_rows": fit.train_rows,
                            "train_first_date": str(fit.train_first), "train_last_date": str(fit.train_last),
                            "last_label_realised_on": str(fit.last_realised), "n_features": len(fit.features)})
+        if np.isfinite(fit.train_rank_ic):
+            mlflow.log_metric("train_rank_ic", fit.train_rank_ic)
         info = mlflow.xgboost.log_model(fit.model, name="model", pip_requirements=["xgboost"],
                                         registered_model_name=f"{registry_prefix}.{model_name}")
     return str(getattr(info, "registered_model_version", "") or "")

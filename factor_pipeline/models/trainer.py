@@ -24,6 +24,7 @@ from factor_pipeline.datasets.labels import HORIZON
 from factor_pipeline.datasets.preprocess import cross_section
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.models.cadence import period_of
 from factor_pipeline.models.device import autocast
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
@@ -41,6 +42,7 @@ class TrainConfig:
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
+    retrain_months: int = 12  # cadence: one fit per calendar year (the report), or every 6/3/... months
 
 
 @dataclass
@@ -165,14 +167,16 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
             model_for: Callable[[list[int], list[int]], WeakFactorNet | None] | None = None,
             on_fit: Callable[[list[int], list[int], FitResult], None] | None = None,
             ) -> tuple[pl.DataFrame, list[FitResult]]:
-    """Yearly retraining: one model per calendar year of `predict_dates`, predicting that year.
+    """Rolling retraining: one model per period of `predict_dates` (a calendar year by default),
+    predicting that period.
 
-    `model_for(train_dates, year_dates)` may return an already trained model (a cache); `on_fit`
+    `model_for(train_dates, period_dates)` may return an already trained model (a cache); `on_fit`
     is told of every new fit (tracking)."""
-    years = data.dates[predict_dates].astype("datetime64[Y]")
+    days = data.dates[predict_dates].astype("datetime64[D]").astype(object)
+    periods = [period_of(d, cfg.retrain_months) for d in days]
     out, fits = [], []
-    for y in np.unique(years):
-        these = [t for t, yy in zip(predict_dates, years, strict=True) if yy == y]
+    for p in sorted(set(periods)):
+        these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p]
         dates = training_dates(data, name, these[0], cfg)
         if len(dates) < 5:
             continue

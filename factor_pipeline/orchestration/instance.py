@@ -7,12 +7,27 @@ from pathlib import Path
 
 from factor_pipeline.config import home
 
-DAGSTER_YAML = """\
-# written by factor-pipeline: Dagster instance storage under the factor_pipeline home
+SQLITE_STORAGE = """\
 storage:
   sqlite:
     base_dir: {base}/storage
-local_artifact_storage:
+"""
+
+POSTGRES_STORAGE = """\
+storage:
+  postgres:
+    postgres_db:
+      hostname: {host}
+      port: {port}
+      username: {user}
+      password:
+        env: DAGSTER_PG_PASSWORD
+      db_name: {db}
+"""
+
+DAGSTER_YAML = """\
+# written by factor-pipeline: Dagster instance under the factor_pipeline home (edit freely: kept as is)
+{storage}local_artifact_storage:
   module: dagster._core.storage.root
   class: LocalArtifactStorage
   config:
@@ -25,8 +40,11 @@ compute_logs:
 run_coordinator:
   module: dagster._core.run_coordinator
   class: QueuedRunCoordinator
-  config:
+concurrency:
+  runs:
     max_concurrent_runs: 2
+  pools:
+    default_limit: 1  # pool `gpu`: one weak-factor training at a time on the device
 telemetry:
   enabled: false
 """
@@ -38,6 +56,13 @@ def dagster_home() -> Path:
     base.mkdir(parents=True, exist_ok=True)
     cfg = base / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML.format(base=base))
+        cfg.write_text(instance_yaml(base))
     os.environ["DAGSTER_HOME"] = str(base)
     return base
+
+
+def instance_yaml(base: Path, postgres: dict | None = None) -> str:
+    """dagster.yaml for an instance under `base`: SQLite storage there, or Postgres (`host`, `port`,
+    `user`, `db`; the password from $DAGSTER_PG_PASSWORD) for runs, events and schedules."""
+    storage = POSTGRES_STORAGE.format(**postgres) if postgres else SQLITE_STORAGE.format(base=base)
+    return DAGSTER_YAML.format(base=base, storage=storage)

@@ -6,6 +6,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 TIMEZONE = "Asia/Shanghai"
 MARKET_START = "2005-01-03"  # raw market data: history that later stages look back on
@@ -34,3 +39,16 @@ def window_dates(context: dg.AssetExecutionContext) -> tuple[date, date]:
     """[start, end) dates of the partition (or partition range) being materialised."""
     tw = context.partition_time_window
     return tw.start.date(), tw.end.date()
+
+
+def run_window(context: dg.AssetExecutionContext) -> tuple[date, date] | None:
+    """[start, end) dates of the rebalance weeks the *run* targets, or None for an unpartitioned run.
+
+    Unpartitioned assets (risk model, portfolios, report) read this so that, inside the weekly job or a
+    backfill of weeks, they cover exactly the weeks the run materialises."""
+    tags = context.run.tags
+    first = tags.get(ASSET_PARTITION_RANGE_START_TAG) or tags.get(PARTITION_NAME_TAG)
+    last = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get(PARTITION_NAME_TAG)
+    if not first or not last:
+        return None
+    return date.fromisoformat(first), date.fromisoformat(last) + timedelta(days=7)

@@ -39,6 +39,52 @@ class MarketRun:
     run_ids: list[str]
 
 
+PID_TAG = "factor_pipeline/pid"
+_reaped: set[str] = set()
+
+
+def reap_orphans(instance: dg.DagsterInstance) -> list[str]:
+    """Runs this machine's CLI started whose process is gone (killed midway) are marked failed and their
+    concurrency slots freed, so a resumed run neither waits on a dead run's GPU slot nor shows it running."""
+    import os
+
+    gone = []
+    active = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
+    for rec in instance.get_run_records(dg.RunsFilter(statuses=active)):
+        run = rec.dagster_run
+        pid = run.tags.get(PID_TAG)
+        if not pid or _alive(int(pid)) or int(pid) == os.getpid():
+            continue
+        instance.report_run_failed(run, "the process that ran it (pid " + pid + ") is gone: killed midway")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        gone.append(run.run_id)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _materialize(assets, tags: dict | None = None, **kwargs) -> dg.ExecuteInProcessResult:
+    """One in-process Dagster run in the home's instance, tagged with this process id."""
+    import os
+
+    base = dagster_home()
+    instance = dg.DagsterInstance.get()
+    if str(base) not in _reaped:
+        reap_orphans(instance)
+        _reaped.add(str(base))
+    return dg.materialize(assets, instance=instance, tags={**(tags or {}), PID_TAG: str(os.getpid())}, **kwargs)
+
+
 def _resources(source: MarketSource) -> dict:
     spec = source.spec
     if spec["kind"] == "files":
@@ -50,15 +96,13 @@ def _resources(source: MarketSource) -> dict:
 
 def materialize_market(source: MarketSource, end: date | None = None, quiet: bool = True) -> MarketRun:
     """Load every week of `source` (through `end`) as one Dagster run per partitions definition."""
-    dagster_home()
-    instance = dg.DagsterInstance.get()
     lo, hi = source.date_range(connect_memory())
     first, last = week_range(lo, min(hi, end) if end else hi)
     res = _resources(source)
     cfg = QUIET if quiet else None
-    r1 = dg.materialize(MARKET_ASSETS, selection=["stocks"], resources=res, instance=instance, run_config=cfg)
-    r2 = dg.materialize(
-        PARTITIONED_MARKET_ASSETS, resources=res, instance=instance, run_config=cfg,
+    r1 = _materialize(MARKET_ASSETS, selection=["stocks"], resources=res, run_config=cfg)
+    r2 = _materialize(
+        PARTITIONED_MARKET_ASSETS, resources=res, run_config=cfg,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
     rows: dict[str, int] = {}
@@ -90,14 +134,12 @@ def _metadata(res: dg.ExecuteInProcessResult) -> dict[str, dict]:
 
 def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun:
     """Datasets, labels and hand-crafted features for the rebalance weeks overlapping [start, end], as one run."""
-    dagster_home()
     first = max(week_key(start), REBALANCE_START)
     last = week_key(end)
     if last < first:
         raise ValueError(f"no rebalance week in {start} .. {end} (rebalance weeks start {REBALANCE_START})")
-    res = dg.materialize(
+    res = _materialize(
         [*DATASET_ASSETS, *FEATURE_ASSETS], resources={"warehouse": WarehouseResource()},
-        instance=dg.DagsterInstance.get(),
         run_config=QUIET if quiet else None,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
@@ -107,12 +149,11 @@ def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun
 def materialize_weak_factors(first_week: str, last_week: str, training_preset: str, seed: int = 0,
                              quiet: bool = True) -> StageRun:
     """Weak factors of every dataset for a range of rebalance weeks, as one run."""
-    dagster_home()
     ops = {a.key.to_user_string(): {"config": {"training_preset": training_preset, "seed": seed}}
            for a in WEAK_FACTOR_ASSETS}
     cfg = {**(QUIET if quiet else {}), "ops": ops}
-    res = dg.materialize(
-        WEAK_FACTOR_ASSETS, instance=dg.DagsterInstance.get(), run_config=cfg,
+    res = _materialize(
+        WEAK_FACTOR_ASSETS, run_config=cfg,
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
@@ -121,9 +162,8 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
 
 def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> StageRun:
     """Model1-Model4 scores and the baselines for a range of rebalance weeks, as one run."""
-    dagster_home()
-    res = dg.materialize(
-        [scores_asset, baseline_scores], instance=dg.DagsterInstance.get(), run_config=QUIET if quiet else None,
+    res = _materialize(
+        [scores_asset, baseline_scores], run_config=QUIET if quiet else None,
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
@@ -132,10 +172,9 @@ def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> S
 
 def materialize_report(name: str, start: date, end: date, quiet: bool = True) -> StageRun:
     """Evaluation (metrics.json and tables) and report.html over the signal dates in [start, end]."""
-    dagster_home()
     cfg = {"config": {"name": name, "start": str(start), "end": str(end)}}
-    res = dg.materialize(
-        REPORT_ASSETS, instance=dg.DagsterInstance.get(),
+    res = _materialize(
+        REPORT_ASSETS,
         run_config={**(QUIET if quiet else {}), "ops": {"evaluation": cfg, "report": cfg}},
         resources={"warehouse": WarehouseResource()},
     )
@@ -144,12 +183,11 @@ def materialize_report(name: str, start: date, end: date, quiet: bool = True) ->
 
 def materialize_portfolios(start: date, end: date, models: list[str] | None = None, quiet: bool = True) -> StageRun:
     """Risk model, enhanced portfolios and their backtest over the signal dates in [start, end]."""
-    dagster_home()
     cfg = {"start": str(start), "end": str(end)}
     if models:
         cfg["models"] = models
-    res = dg.materialize(
-        PORTFOLIO_ASSETS, instance=dg.DagsterInstance.get(),
+    res = _materialize(
+        PORTFOLIO_ASSETS,
         run_config={**(QUIET if quiet else {}), "ops": {"risk_model": {"config": cfg},
                                                          "enhanced_portfolios": {"config": cfg}}},
         resources={"warehouse": WarehouseResource()},

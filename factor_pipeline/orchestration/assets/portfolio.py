@@ -7,27 +7,35 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from factor_pipeline.audit.checks import constraint_audit
 from factor_pipeline.config import home
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import signal_dates
+from factor_pipeline.orchestration.partitions import run_window
 from factor_pipeline.orchestration.resources import WarehouseResource
 from factor_pipeline.portfolio.risk import StoredRisk, bias_statistic, build_risk_model, risk_tables
 from factor_pipeline.portfolio.weekly import INDICES, figures, resume_points, run_portfolios
 
 RISK_HISTORY_DAYS = 800  # calendar days before the first signal: 252-day momentum + a year of factor returns
 GROUP = "portfolio"
+DEFAULT_SPAN = ("2017-01-01", "2023-12-31")
 
 
 class PortfolioConfig(dg.Config):
-    """Which models and signal dates to build enhanced portfolios for."""
+    """Which models, indices and signal dates to build enhanced portfolios for."""
 
     models: list[str] = []  # empty: every model that has scores in the span
-    start: str = "2017-01-01"
-    end: str = "2023-12-31"
+    indices: list[str] = list(INDICES)
+    start: str = ""  # empty: the weeks the run targets (weekly job, backfill), else 2017-01-01
+    end: str = ""  # empty: the end of the weeks the run targets, else 2023-12-31
 
 
-def _span(config: PortfolioConfig) -> tuple[date, date]:
-    return date.fromisoformat(config.start), date.fromisoformat(config.end)
+def _span(config: PortfolioConfig, context: dg.AssetExecutionContext) -> tuple[date, date]:
+    """Signal dates [start, end] the portfolios cover: the config's, else the run's weeks."""
+    window = run_window(context)
+    start = config.start or (str(window[0]) if window else DEFAULT_SPAN[0])
+    end = config.end or (str(window[1] - timedelta(days=1)) if window else DEFAULT_SPAN[1])
+    return date.fromisoformat(start), date.fromisoformat(end)
 
 
 def _industries(wh) -> tuple[list[str], dict[str, str]]:
@@ -48,7 +56,7 @@ def _industries(wh) -> tuple[list[str], dict[str, str]]:
 def risk_model(context: dg.AssetExecutionContext, config: PortfolioConfig,
                warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
-    start, end = _span(config)
+    start, end = _span(config, context)
     industries, ind_of = _industries(wh)
     panel = panel_from_warehouse(wh, start - timedelta(days=RISK_HISTORY_DAYS), end + timedelta(days=10), frozenset())
     industry = np.searchsorted(industries, [ind_of[c] for c in panel.codes])
@@ -94,16 +102,20 @@ def _bench_close(wh, panel) -> dict[str, np.ndarray]:
 
 @dg.multi_asset(
     group_name=GROUP,
+    check_specs=[dg.AssetCheckSpec("constraint_audit", asset="target_weights",
+                                   description="every portfolio-week holds the limits in force within 1e-6; weights "
+                                               "long-only and summing to 1")],
     specs=[dg.AssetSpec("target_weights", deps=["risk_model", "scores", "index_weights"], kinds={"cvxpy"},
                         description="Weekly CSI300/500/1000 enhanced weights per model under the report's constraints "
-                                    "(table `weights`; the latest week as <home>/trading/target_weights_<date>.csv)."),
+                                    "(table `weights`; the latest week as "
+                                    "$FACTOR_PIPELINE_HOME/trading/target_weights_DATE.csv)."),
            dg.AssetSpec("backtest", deps=["target_weights", "daily_bars", "index_daily"], kinds={"numpy"},
                         description="Execution at next-day VWAP with costs and fill blocks, daily NAV vs the index, "
                                     "constraint audit (tables `portfolio_nav`, `portfolio_audit`).")],
 )
 def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConfig, warehouse: WarehouseResource):
     wh = warehouse.get()
-    start, end = _span(config)
+    start, end = _span(config, context)
     span = f"date >= DATE '{start}' AND date <= DATE '{end}'"
     with wh.connect(read_only=True) as con:
         scores = con.sql(f"SELECT code, date, model, score FROM scores WHERE {span}").pl()
@@ -121,17 +133,25 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     panel = panel_from_warehouse(wh, start - timedelta(days=14), None, frozenset())
     risk = StoredRisk(tables, panel, industries)
     models = config.models or sorted(scores["model"].unique().to_list())
-    res = run_portfolios(panel, risk, scores, iw, models, resume=resume_points(held, panel))
+    unknown = sorted(set(config.indices) - set(INDICES))
+    if unknown:
+        raise ValueError(f"unknown indices {unknown} in the portfolio config (known: {', '.join(INDICES)})")
+    res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(config.indices),
+                         resume=resume_points(held, panel))
     weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights
-    owned = "model IN (" + ", ".join(f"'{m}'" for m in models) + ")"
+    owned = ("model IN (" + ", ".join(f"'{m}'" for m in models) + ") AND \"index\" IN ("
+             + ", ".join(f"'{k}'" for k in config.indices) + ")")
     wh.replace_rows("weights", weights, f"{owned} AND {span}")
     wh.replace_rows("portfolio_audit", audit, f"{owned} AND {span}")
     wh.replace_rows("portfolio_nav", nav, f"{owned} AND date >= DATE '{start}'")
     wh.replace_rows("holdings", res.held(), f"{owned} AND date > DATE '{first}'")
     csv = _write_csv(weights, ind_of)
-    yield dg.MaterializeResult(asset_key="target_weights", metadata={
+    ok, details = constraint_audit(audit, weights)
+    check = dg.AssetCheckResult(asset_key="target_weights", check_name="constraint_audit", passed=ok,
+                                metadata=details)
+    yield dg.MaterializeResult(asset_key="target_weights", check_results=[check], metadata={
         "portfolios": len(res.runs), "weeks": int(audit["date"].n_unique()), "rows": weights.height,
         "latest_csv": dg.MetadataValue.path(csv),
         "solve_seconds_median": round(float(audit["solve_seconds"].median()), 4),

@@ -2,11 +2,13 @@
 under `$FACTOR_PIPELINE_HOME/reports/<name>/`."""
 
 import json
+from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 
 from factor_pipeline.config import home
+from factor_pipeline.orchestration.partitions import run_window
 from factor_pipeline.orchestration.resources import WarehouseResource
 from factor_pipeline.report.build import evaluate_run, score_table, write_evaluation, write_html
 
@@ -16,15 +18,20 @@ class ReportConfig(dg.Config):
 
     name: str = "latest"
     start: str = "2017-01-01"
-    end: str = "2023-12-31"
+    end: str = ""  # empty: the end of the weeks the run targets (weekly job, backfill), else 2023-12-31
 
 
-def _run_record(identity: str | None, cfg: ReportConfig) -> dict:
+def _span(config: ReportConfig, context: dg.AssetExecutionContext) -> tuple[str, str]:
+    window = run_window(context)
+    return config.start, config.end or (str(window[1] - timedelta(days=1)) if window else "2023-12-31")
+
+
+def _run_record(identity: str | None, start: str, end: str) -> dict:
     spec = json.loads(identity) if identity else {}
     from factor_pipeline.report.build import git_commit
 
-    return {"data": spec, "preset": spec.get("preset"), "seed": spec.get("seed"), "start": cfg.start,
-            "end": cfg.end, "git": git_commit()}
+    return {"data": spec, "preset": spec.get("preset"), "seed": spec.get("seed"), "start": start,
+            "end": end, "git": git_commit()}
 
 
 @dg.asset(
@@ -40,7 +47,8 @@ def evaluation(context: dg.AssetExecutionContext, config: ReportConfig,
            warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     present = set(wh.tables())
-    span = f"date >= DATE '{config.start}' AND date <= DATE '{config.end}'"
+    start, end = _span(config, context)
+    span = f"date >= DATE '{start}' AND date <= DATE '{end}'"
 
     def read(t: str, cols: str = "*"):
         if t not in present:
@@ -65,7 +73,7 @@ def evaluation(context: dg.AssetExecutionContext, config: ReportConfig,
     ev = evaluate_run(table, labels, info)
     out = home() / "reports" / config.name
     nav, audit, weights = read("portfolio_nav"), read("portfolio_audit"), read("weights")
-    doc = write_evaluation(out, ev, table, weak, _run_record(wh.source_identity(), config), nav, audit, weights)
+    doc = write_evaluation(out, ev, table, weak, _run_record(wh.source_identity(), start, end), nav, audit, weights)
     meta: dict = {"folder": dg.MetadataValue.path(str(out)),
                   "metrics_json": dg.MetadataValue.path(str(out / "metrics.json"))}
     for section in ("datasets", "models", "baselines"):

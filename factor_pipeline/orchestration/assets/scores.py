@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 import polars as pl
 
+from factor_pipeline.audit.checks import every_date_scored, finite_scores, labels_before_prediction
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.evaluation.ic import ic_summary, rank_ic
 from factor_pipeline.models.baselines import equal_weight, gbdt_handcrafted
@@ -26,12 +27,26 @@ class ScoresConfig(dg.Config):
     learning_rate: float = 0.03
     min_child_share: float = 0.025
     train_years: int = 3
+    retrain_months: int = 12  # retrain cadence: 12 = yearly (the report), or 6, 4, 3, 2, 1
     seed: int = 0
 
     def combiner(self) -> CombinerConfig:
         return CombinerConfig(n_estimators=self.n_estimators, max_depth=self.max_depth,
                               learning_rate=self.learning_rate, min_child_share=self.min_child_share,
-                              train_years=self.train_years, seed=self.seed)
+                              train_years=self.train_years, retrain_months=self.retrain_months, seed=self.seed)
+
+
+def _has_fit(fits: dict, d) -> bool:
+    """A date is owed a score when some model has a fit whose period starts on or before it."""
+    return any(f.first_prediction is not None and f.first_prediction <= d for fs in fits.values() for f in fs)
+
+
+def _checks(asset: str, table: pl.DataFrame, fits: list) -> list[dg.AssetCheckResult]:
+    ok, details = finite_scores(table)
+    out = [dg.AssetCheckResult(asset_key=asset, check_name="finite_scores", passed=ok, metadata=details)]
+    ok, details = labels_before_prediction(fits)
+    out.append(dg.AssetCheckResult(asset_key=asset, check_name="point_in_time", passed=ok, metadata=details))
+    return out
 
 
 def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, config: ScoresConfig,
@@ -52,6 +67,11 @@ def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, confi
     partitions_def=rebalance_weeks,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"xgboost", "duckdb", "mlflow"},
+    check_specs=[dg.AssetCheckSpec("finite_scores", asset="scores", description="no NaN or infinite score"),
+                 dg.AssetCheckSpec("every_date_scored", asset="scores",
+                                   description="every runnable model scores every signal date of the weeks"),
+                 dg.AssetCheckSpec("point_in_time", asset="scores",
+                                   description="every fit saw only labels realised before its first prediction")],
     description="Model1-Model4 scores: XGBoost over the weak factors of each model's datasets, retrained per "
                 "year on labels realised before it (table `scores`: code, date, model, score). Every fit is "
                 "an MLflow run and a version of `factor_pipeline.score.model<N>`.",
@@ -71,13 +91,18 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
     for model, why in res.not_runnable.items():
         context.log.warning(f"{model} is not runnable: {why}")
         meta[f"{model}_not_runnable"] = why
+    runnable = sorted(res.fits)
+    checks = _checks("scores", res.scores, [f for fits in res.fits.values() for f in fits])
+    ok, details = every_date_scored(res.scores, [d for d in dates if _has_fit(res.fits, d)], runnable)
+    checks.append(dg.AssetCheckResult(asset_key="scores", check_name="every_date_scored", passed=ok,
+                                      metadata=details))
     for model, ics in res.oos_ic.items():
         s = ic_summary(ics)
         meta[f"{model}_rank_ic_mean"], meta[f"{model}_icir"] = s["rank_ic_mean"], s["icir"]
         meta[f"{model}_ic_positive_share"] = s["ic_positive_share"]
         meta[f"{model}_fits"] = len(res.fits[model])
         meta[f"{model}_registered_versions"] = ", ".join(versions[model]) or "none"
-    return dg.MaterializeResult(metadata=meta)
+    return dg.MaterializeResult(metadata=meta, check_results=checks)
 
 
 @dg.asset(
@@ -87,6 +112,9 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
     partitions_def=rebalance_weeks,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"xgboost", "duckdb", "mlflow"},
+    check_specs=[dg.AssetCheckSpec("finite_scores", asset="baseline_scores", description="no NaN or infinite score"),
+                 dg.AssetCheckSpec("point_in_time", asset="baseline_scores",
+                                   description="every GBDT fit saw only labels realised before its first prediction")],
     description="The baselines on the same dates as Model1-4 (table `baseline_scores`): `equal_weight` (mean of "
                 "the datasets' z-scored outputs) and `gbdt_handcrafted` (XGBoost on Alpha158-style features, "
                 "same yearly rolling; registered as `factor_pipeline.baseline.gbdt_handcrafted`).",
@@ -114,4 +142,4 @@ def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, war
     for (model,), g in j.group_by("model"):
         ics = [rank_ic(d["score"].to_numpy(), d["y_raw"].to_numpy()) for _, d in g.group_by("date") if d.height >= 10]
         meta[f"{model}_rank_ic_mean"] = ic_summary(ics)["rank_ic_mean"]
-    return dg.MaterializeResult(metadata=meta)
+    return dg.MaterializeResult(metadata=meta, check_results=_checks("baseline_scores", table, fits))

@@ -10,7 +10,9 @@ import warnings
 from datetime import timedelta
 
 import dagster as dg
+import polars as pl
 
+from factor_pipeline.audit.checks import finite_scores
 from factor_pipeline.config import TRAINING
 from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
@@ -25,14 +27,16 @@ from factor_pipeline.orchestration.resources import MlflowResource, TorchDeviceR
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "weak_factors"
+GPU_POOL = "gpu"  # weak-factor training: at most one at a time on the device (dagster.yaml pool limit)
 
 
 class WeakFactorRunConfig(dg.Config):
     """Knobs a user may turn in the launchpad; the rest comes from the training preset."""
 
-    training_preset: str = "demo"
-    lam: float = 1.0
-    n_factors: int = 8
+    training_preset: str = "demo"  # tiny | demo | full (GPU)
+    lam: float = 1.0  # λ: weight of the weak factors' correlation penalty in the loss
+    n_factors: int = 8  # K: weak factors per dataset
+    retrain_months: int = 12  # retrain cadence: 12 = yearly (the report), or 6, 4, 3, 2, 1
     seed: int = 0
 
 
@@ -46,6 +50,9 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"pytorch", "mlflow"},
         op_tags={"factor_pipeline/compute": "gpu"},
+        pool=GPU_POOL,
+        check_specs=[dg.AssetCheckSpec("finite_weak_factors", asset=f"weak_factors_{name}",
+                                       description="no NaN or infinite weak factor or output")],
         description=f"Weak factors z_1..z_K and output of the `{name}` network at each signal date, from models "
                     "retrained yearly on labels realised before the year (table `weak_factors`).",
     )
@@ -53,7 +60,8 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
                mlflow: MlflowResource, torch_device: TorchDeviceResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         start, end = window_dates(context)
-        cfg = TrainConfig(**{**TRAINING[config.training_preset], "lam": config.lam, "seed": config.seed})
+        cfg = TrainConfig(**{**TRAINING[config.training_preset], "lam": config.lam, "seed": config.seed,
+                                                           "retrain_months": config.retrain_months})
         first_needed = start - timedelta(days=366 * (cfg.train_years + 1))
         panel = panel_from_warehouse(wh, history_start(first_needed, DATASETS[name].lookback),
                                      end - timedelta(days=1), PANEL_PARTS[name])
@@ -64,12 +72,18 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
                                               "partitions": f"{start}..{end - timedelta(days=1)}"})
         except DatasetUnavailable as exc:
             context.log.warning(str(exc))
-            return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0})
+            return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0}, check_results=[
+                dg.AssetCheckResult(check_name="finite_weak_factors", passed=True, metadata={"rows": 0})])
         if run.table.height:
             wh.replace_rows("weak_factors", run.table,
                             f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'")
         ic = ic_summary(run.oos_ic)
-        return dg.MaterializeResult(metadata={
+        values = [c for c in run.table.columns if c.startswith("z_") or c == "output"]
+        long = run.table.unpivot(values, index=["code", "date"], value_name="score") if run.table.height \
+            else pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
+        ok, details = finite_scores(long)
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+            check_name="finite_weak_factors", passed=ok, metadata=details)], metadata={
             "rows": run.table.height, "signal_dates": len(dates), "fits_trained": run.trained,
             "fits_reused": run.reused, "registered_versions": ", ".join(run.registered) or "none",
             "oos_rank_ic_mean": ic["rank_ic_mean"], "oos_icir": ic["icir"],

@@ -1,0 +1,296 @@
+"""Operations on the tiny market: the README's main job end to end, a run killed midway and resumed
+(same results as one uninterrupted), and the Friday schedule taking the newest week through the
+target weights and the report. One uninterrupted run is shared by the module (it takes minutes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from factor_pipeline.market.warehouse import Warehouse
+from factor_pipeline.orchestration.instance import instance_yaml
+from factor_pipeline_tests.pg import postgres_bin, postgres_server
+from factor_pipeline_tests.test_orchestration import _checksums
+
+RUN = [sys.executable, "-m", "factor_pipeline.cli", "run", "--preset", "tiny", "--seed", "0"]
+pytestmark = pytest.mark.slow
+
+
+def _env(home: Path) -> dict:
+    return {**os.environ, "FACTOR_PIPELINE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[dict | None]:
+    """A real PostgreSQL server on 127.0.0.1 for the module (None where PostgreSQL is not installed)."""
+    if postgres_bin() is None:
+        yield None
+        return
+    os.environ.setdefault("DAGSTER_PG_PASSWORD", "unused-trust-auth")
+    with postgres_server() as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, postgres) -> Path:
+    """A home where `factor-pipeline run --preset tiny` ran once, uninterrupted, with Dagster's storage
+    (runs, events, schedules) on the PostgreSQL server where one is installed."""
+    home = tmp_path_factory.mktemp("reference") / "home"
+    if postgres:
+        (home / "dagster").mkdir(parents=True)
+        (home / "dagster" / "dagster.yaml").write_text(instance_yaml(home / "dagster", postgres))
+    out = subprocess.run(RUN, capture_output=True, text=True, timeout=900, env=_env(home))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "loaded weeks" in out.stdout
+    return home
+
+
+def test_dagster_storage_on_a_real_postgres_server(reference, postgres):
+    """The tiny pipeline's runs, materialisations and asset checks live in PostgreSQL, not in SQLite."""
+    if postgres is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    import psycopg2
+
+    con = psycopg2.connect(host=postgres["host"], port=postgres["port"], user=postgres["user"],
+                           dbname=postgres["db"])
+    with con.cursor() as cur:
+        cur.execute("SELECT status, count(*) FROM runs GROUP BY status")
+        runs = dict(cur.fetchall())
+        cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'")
+        materialisations = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM asset_check_executions")
+        checks = cur.fetchone()[0]
+    con.close()
+    assert runs.get("SUCCESS", 0) >= 7 and set(runs) == {"SUCCESS"}  # market (2), datasets .. report
+    assert materialisations >= 30 and checks >= 10
+    assert not (reference / "dagster" / "storage").exists()
+
+
+def test_cli_run_on_the_tiny_market(reference):
+    home = reference
+    wh = Warehouse(home / "warehouse.duckdb")
+    assert {"daily_bars", "intraday_bars", "l2_daily", "index_weights", "index_daily", "oracle"} <= set(wh.tables())
+    report = home / "reports" / "tiny-seed0"
+    assert (report / "run.json").exists() and (report / "report.html").stat().st_size > 10_000
+    from factor_pipeline.report.metrics import validate_metrics
+
+    doc = json.loads((report / "metrics.json").read_text())
+    validate_metrics(doc)
+    assert set(doc["models"]) == {"model1", "model2", "model3", "model4", "model_wd"}
+    assert doc["not_runnable"] == {}
+    assert doc["oracle_rank_ic_mean"]["csi_all"] > 0.1
+    assert {"scores", "baseline_scores", "common_factors", "alpha158_features", "weights", "portfolio_nav"} \
+        <= set(wh.tables())
+    assert set(doc["portfolios"]) == {"csi300", "csi500", "csi1000"}
+    assert all(f["max_constraint_violation"] < 1e-6 for per in doc["portfolios"].values() for f in per.values())
+    assert len(list((home / "trading").glob("target_weights_*.csv"))) == 1
+
+
+def test_asset_checks_pass_and_are_recorded(reference):
+    os.environ["FACTOR_PIPELINE_HOME"] = str(reference)
+    from factor_pipeline.orchestration.instance import dagster_home
+
+    dagster_home()
+    instance = dg.DagsterInstance.get()
+    checks = {
+        ("scores", "finite_scores"), ("scores", "every_date_scored"), ("scores", "point_in_time"),
+        ("baseline_scores", "finite_scores"), ("baseline_scores", "point_in_time"),
+        ("target_weights", "constraint_audit"), ("weak_factors_week", "finite_weak_factors"),
+    }
+    for asset, name in checks:
+        key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+        rec = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert rec is not None, f"{asset}.{name} never ran"
+        assert rec.event.dagster_event.event_specific_data.passed, f"{asset}.{name} failed"
+
+
+def test_rerun_changes_nothing_and_another_market_is_refused(reference, tmp_path):
+    wh = Warehouse(reference / "warehouse.duckdb")
+    before = _checksums(wh)
+    out = subprocess.run(RUN, capture_output=True, text=True, timeout=900, env=_env(reference))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert _checksums(wh) == before
+    other = [*RUN[:-1], "1"]
+    out = subprocess.run(other, capture_output=True, text=True, timeout=900, env=_env(reference))
+    assert out.returncode == 2 and "--replace" in out.stderr
+
+
+def test_a_run_killed_midway_and_resumed_equals_one_uninterrupted(reference, tmp_path):
+    home = tmp_path / "home"
+    proc = subprocess.Popen(RUN, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(home),
+                            start_new_session=True)
+    try:
+        for line in proc.stdout:  # the datasets are built; weak-factor training has begun
+            if line.lstrip().startswith("labels"):
+                break
+        time.sleep(5)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (home / "reports" / "tiny-seed0" / "metrics.json").exists()
+
+    out = subprocess.run(RUN, capture_output=True, text=True, timeout=900, env=_env(home))
+    assert out.returncode == 0, out.stderr[-3000:]
+    resumed, uninterrupted = Warehouse(home / "warehouse.duckdb"), Warehouse(reference / "warehouse.duckdb")
+    assert _checksums(resumed) == _checksums(uninterrupted)
+    got = json.loads((home / "reports" / "tiny-seed0" / "metrics.json").read_text())
+    want = json.loads((reference / "reports" / "tiny-seed0" / "metrics.json").read_text())
+    for doc in (got, want):
+        doc.pop("run")
+    assert got == want
+    # the killed run is on record as failed, not left "running" holding the GPU pool's slot
+    os.environ["FACTOR_PIPELINE_HOME"] = str(home)
+    from factor_pipeline.orchestration.instance import dagster_home
+
+    dagster_home()
+    instance = dg.DagsterInstance.get()
+    statuses = [r.dagster_run.status for r in instance.get_run_records()]
+    assert dg.DagsterRunStatus.FAILURE in statuses
+    assert not {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING} & set(statuses)
+
+
+def test_friday_schedule_takes_the_newest_week_through_weights_and_report(reference):
+    """The schedule's tick on the market's last Friday loads that week; the sensor then runs the week
+    through the target weights and the report; the week's weights hold the constraints."""
+    os.environ["FACTOR_PIPELINE_HOME"] = str(reference)
+    from factor_pipeline.definitions import defs
+    from factor_pipeline.orchestration.instance import dagster_home
+    from factor_pipeline.orchestration.schedules import WEEK_TAG, friday_rebalance, rebalance_after_market
+
+    dagster_home()
+    instance = dg.DagsterInstance.get()
+    wh = Warehouse(reference / "warehouse.duckdb")
+    with wh.connect(read_only=True) as con:
+        last = con.sql("SELECT max(date) AS d FROM weights").pl()["d"][0]
+        before = con.sql(f"SELECT * FROM weights WHERE date < DATE '{last}'").pl().sort("index", "model", "date",
+                                                                                         "code")
+    tick = datetime(last.year, last.month, last.day, 18, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    req = friday_rebalance(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    week = req.partition_key
+    assert week == str(last - timedelta(days=last.weekday()))
+    market = defs.get_job_def("market_job").execute_in_process(partition_key=week, instance=instance,
+                                                                tags=req.tags)
+    assert market.success
+
+    ctx = dg.build_run_status_sensor_context(sensor_name="rebalance_after_market", dagster_instance=instance,
+                                             dagster_run=market.dagster_run,
+                                             dagster_event=market.get_run_success_event(),
+                                             resources={"warehouse": defs.resources["warehouse"]})
+    follow = rebalance_after_market(ctx)
+    assert isinstance(follow, dg.RunRequest) and follow.partition_key == week and follow.tags[WEEK_TAG] == week
+    weekly = defs.get_job_def("weekly_rebalance_job").execute_in_process(
+        partition_key=week, instance=instance, run_config=follow.run_config, tags=follow.tags)
+    assert weekly.success
+    done = {e.asset_key.to_user_string() for e in weekly.get_asset_materialization_events()}
+    assert {"scores", "target_weights", "backtest", "evaluation", "report"} <= done
+    with wh.connect(read_only=True) as con:
+        after = con.sql(f"SELECT * FROM weights WHERE date < DATE '{last}'").pl().sort("index", "model", "date",
+                                                                                        "code")
+        this = con.sql(f"SELECT * FROM weights WHERE date = DATE '{last}'").pl()
+    assert after.equals(before)  # earlier weeks untouched
+    sums = this.group_by("index", "model").agg(pl.col("weight").sum())
+    assert sums.height == 15 and (sums["weight"] - 1).abs().max() < 1e-6
+    assert (reference / "reports" / "latest" / "metrics.json").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _browser():
+    """Headless Chromium from Debian's packages (chromium, chromium-driver), or a skip where absent."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them)")
+    opts = Options()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1600,1400"):
+        opts.add_argument(a)
+    opts.binary_location = chromium
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+def _page_text(browser, url: str, wanted: list[str], timeout: float = 90, ready=lambda text: True) -> str:
+    """Open `url`, dismiss Dagster's first-visit dialog, wait until every wanted string shows (and
+    `ready(text)` holds: statuses load after the names)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        for b in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+            b.click()
+        text = browser.find_element(By.TAG_NAME, "body").text
+        missing = [w for w in wanted if w not in text]
+        if not missing and ready(text):
+            return text
+        assert time.monotonic() < deadline, f"{url} never showed {missing}"
+        time.sleep(1)
+
+
+def test_the_ui_in_a_real_browser_shows_the_graph_materialised(reference):
+    """`factor-pipeline ui` on loopback, opened in headless Chromium: the asset graph's groups, every asset
+    in the catalog, and the latest materialisation of the target weights; screenshots kept."""
+    shots = Path(__file__).resolve().parents[1] / "data" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    browser = _browser()
+    port = _free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "factor_pipeline.cli", "ui", "--port", str(port)],
+                          env=_env(reference), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/server_info", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and ui.poll() is None, "the webserver did not come up"
+                time.sleep(1)
+        groups = ["market", "datasets", "weak_factors", "scores", "portfolio", "report"]
+        _page_text(browser, base + "/asset-groups", groups)
+        browser.save_screenshot(str(shots / "asset_graph.png"))
+        from factor_pipeline.definitions import defs
+
+        graph = defs.resolve_asset_graph()
+        for group in groups:  # each group's graph: its assets, with their latest materialisation
+            keys = [k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == group]
+            n = len(keys)
+            text = _page_text(browser, f"{base}/locations/factor_pipeline.definitions/asset-groups/{group}/list",
+                              keys, ready=lambda t, n=n: t.count("Materialized") + t.count(" partitions") >= n)
+            assert "Never materialized" not in text, group
+            browser.save_screenshot(str(shots / f"group_{group}.png"))
+        _page_text(browser, base + "/assets/target_weights",
+                   ["Latest materialization", "max_constraint_violation", "weekly_rebalance_job"],
+                   ready=lambda t: " ago" in t.split("Latest materialization", 1)[-1][:200])
+        browser.save_screenshot(str(shots / "target_weights.png"))
+    finally:
+        browser.quit()
+        ui.send_signal(signal.SIGINT)
+        ui.wait(timeout=60)
+    assert (shots / "asset_graph.png").stat().st_size > 10_000
