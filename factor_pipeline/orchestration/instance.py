@@ -23,6 +23,7 @@ storage:
       password:
         env: DAGSTER_PG_PASSWORD
       db_name: {db}
+      scheme: postgresql+psycopg2  # the driver dagster-postgres installs (SQLAlchemy 2.1 defaults to psycopg 3)
 """
 
 DAGSTER_YAML = """\

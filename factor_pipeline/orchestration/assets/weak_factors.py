@@ -28,6 +28,14 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 
 GROUP = "weak_factors"
 GPU_POOL = "gpu"  # weak-factor training: at most one at a time on the device (dagster.yaml pool limit)
+# where a scaled-out deployment runs the training steps (docs/deploy.md): a Celery queue served by GPU
+# workers, or a Kubernetes pod asking for one GPU; the local executors ignore both tags
+GPU_ROUTING = {
+    "factor_pipeline/compute": "gpu",
+    "dagster-celery/queue": "gpu",
+    "dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+                           "pod_spec_config": {"node_selector": {"factor_pipeline/accelerator": "nvidia"}}},
+}
 
 
 class WeakFactorRunConfig(dg.Config):
@@ -49,7 +57,7 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         partitions_def=rebalance_weeks,
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"pytorch", "mlflow"},
-        op_tags={"factor_pipeline/compute": "gpu"},
+        op_tags=GPU_ROUTING,
         pool=GPU_POOL,
         check_specs=[dg.AssetCheckSpec("finite_weak_factors", asset=f"weak_factors_{name}",
                                        description="no NaN or infinite weak factor or output")],
