@@ -42,6 +42,22 @@ def _checksums(wh: Warehouse) -> dict:
     return out
 
 
+def wait_for_webserver(base: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll the webserver's /server_info until it answers; fail if the process dies or time runs out."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(base + "/server_info", timeout=2)
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "webserver did not come up"
+            assert proc.poll() is None, "ui exited early"
+            time.sleep(1)
+
+
 def _resources(folder: Path) -> dict:
     return {"warehouse": WarehouseResource(), "market_source": MarketSourceResource(kind="files", data_dir=str(folder))}
 
@@ -135,7 +151,6 @@ def test_no_dagster_outside_the_shell():
 def test_ui_serves_the_asset_graph_on_loopback_and_stops_on_sigterm(home):
     import signal
     import socket
-    import time
     import urllib.request
 
     with socket.socket() as s:
@@ -145,15 +160,7 @@ def test_ui_serves_the_asset_graph_on_loopback_and_stops_on_sigterm(home):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(base + "/server_info", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "webserver did not come up"
-                assert proc.poll() is None, "ui exited early"
-                time.sleep(1)
+        wait_for_webserver(base, proc)
         query = json.dumps({"query": "{ assetNodes { assetKey { path } groupName } }"}).encode()
         req = urllib.request.Request(base + "/graphql", data=query, headers={"Content-Type": "application/json"})
         nodes = json.load(urllib.request.urlopen(req, timeout=30))["data"]["assetNodes"]
