@@ -32,6 +32,15 @@ def _env(home: Path) -> dict:
     return {**os.environ, "FACTOR_PIPELINE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """The tests below point this process at their homes (FACTOR_PIPELINE_HOME, DAGSTER_HOME); undo it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 def _timeless(doc):
     """metrics.json without what depends on the clock: the run record and solve times."""
     if isinstance(doc, dict):
@@ -187,7 +196,7 @@ def test_friday_schedule_takes_the_newest_week_through_weights_and_report(refere
     req = friday_rebalance(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
     week = req.partition_key
     assert week == str(last - timedelta(days=last.weekday()))
-    market = defs.get_job_def("market_job").execute_in_process(partition_key=week, instance=instance,
+    market = defs.resolve_job_def("market_job").execute_in_process(partition_key=week, instance=instance,
                                                                 tags=req.tags)
     assert market.success
 
@@ -197,7 +206,7 @@ def test_friday_schedule_takes_the_newest_week_through_weights_and_report(refere
                                              resources={"warehouse": defs.resources["warehouse"]})
     follow = rebalance_after_market(ctx)
     assert isinstance(follow, dg.RunRequest) and follow.partition_key == week and follow.tags[WEEK_TAG] == week
-    weekly = defs.get_job_def("weekly_rebalance_job").execute_in_process(
+    weekly = defs.resolve_job_def("weekly_rebalance_job").execute_in_process(
         partition_key=week, instance=instance, run_config=follow.run_config, tags=follow.tags)
     assert weekly.success
     done = {e.asset_key.to_user_string() for e in weekly.get_asset_materialization_events()}
