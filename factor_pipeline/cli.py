@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from factor_pipeline.config import PRESETS, home, preset
+from factor_pipeline.config import PRESETS, home, preset, training_preset_for
 
 
 def _date(s: str) -> date:
@@ -40,14 +40,21 @@ def _prepare(source, replace: bool) -> None:
                              "pass --replace or use another FACTOR_PIPELINE_HOME")
 
 
-def _validate_files(source) -> None:
+def _validate_files(source) -> dict[str, int]:
     """Imported files are checked whole before anything is written."""
+    from factor_pipeline.market.oddities import count_oddities, describe_oddities
     from factor_pipeline.market.validate import validate
     from factor_pipeline.market.warehouse import connect_memory
 
-    report = validate(connect_memory(), source.relations())
+    con = connect_memory()
+    report = validate(con, source.relations())
     report.raise_if_failed()
     print("validated: " + ", ".join(f"{k} {v:,} rows" for k, v in report.rows.items()))
+    odd = count_oddities(con, source.relations())
+    print("oddities of the data (legal under the contract; count and how each is handled):")
+    for line in describe_oddities(odd):
+        print("  " + line)
+    return odd
 
 
 def _load(source, end: date | None) -> dict:
@@ -63,6 +70,20 @@ def _load(source, end: date | None) -> dict:
             print(f"  {k:<14} {v:>12,} rows")
     return {"weeks": [run.first_week, run.last_week], "rows": run.rows, "absent": run.absent,
             "dagster_runs": run.run_ids}
+
+
+def _universe(name: str | None) -> str:
+    """The sample universe of the datasets and models: `--universe`, else what the warehouse was last run with."""
+    from factor_pipeline.datasets.samples import UNIVERSES, check_universe, indices_within
+    from factor_pipeline.market.warehouse import Warehouse
+
+    wh = Warehouse()
+    if name:
+        wh.set_universe(check_universe(name))
+    chosen = wh.universe()
+    print(f"sample universe: {chosen} ({' | '.join(UNIVERSES[chosen])} members at each date); enhanced indices: "
+          f"{', '.join(indices_within(chosen)) or 'none'}")
+    return chosen
 
 
 def _datasets(source, start: date, end: date) -> dict:
@@ -112,6 +133,9 @@ def _scores(weeks: list[str]) -> dict:
     for model, datasets in MODELS.items():
         if f"{model}_not_runnable" in md:
             print(f"  {model} not runnable: {md[f'{model}_not_runnable']}")
+        elif md.get(f"{model}_fits") == 0:
+            print(f"  {model} ({' + '.join(datasets)}): no fit yet (needs a year of weak factors before its first "
+                  "prediction)")
         elif f"{model}_rank_ic_mean" in md:
             print(f"  {model} ({' + '.join(datasets)}): RankIC {md[f'{model}_rank_ic_mean']:+.4f}  "
                   f"ICIR {md[f'{model}_icir']:+.2f}  IC>0 {md[f'{model}_ic_positive_share']:.0%}")
@@ -182,25 +206,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.start > args.end:
         raise SystemExit(f"--start {args.start} is after --end {args.end}")
+    oddities = None
     if args.data:
         source = file_source(args.data)
-        _validate_files(source)
+        oddities = _validate_files(source)
     else:
         print(f"market: synthetic preset {args.preset!r}, seed {args.seed} (cached under {home() / 'sources'})")
         source = synthetic_source(args.preset, args.seed)
     _prepare(source, args.replace)
     summary = _load(source, args.end)
+    summary["oddities"] = oddities
+    summary["universe"] = _universe(args.universe)
     summary["datasets"] = _datasets(source, args.start, args.end)
-    training = "demo" if args.data else args.preset
+    training = training_preset_for(source.spec)
     summary["weak_factors"] = _weak_factors(summary["datasets"], training, args.seed)
     summary["scores"] = _scores(summary["datasets"]["weeks"])
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
-    summary["portfolios"] = _portfolios(args.start, args.end)
+    if summary["scores"]["assets"].get("scores", {}).get("rows"):
+        summary["portfolios"] = _portfolios(args.start, args.end)
+    else:
+        print("enhanced portfolios: none, no model has scores in the span (a combiner's first fit needs a year "
+              "of out-of-sample weak factors before it)")
     summary["report"] = _report(name, args.start, args.end)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     record = {"data": source.spec, "preset": None if args.data else args.preset,
-              "seed": args.seed, "start": str(args.start), "end": str(args.end), "market": summary}
+              "universe": summary["universe"], "training_preset": training, "seed": args.seed,
+              "start": str(args.start), "end": str(args.end), "market": summary}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
@@ -228,6 +260,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from factor_pipeline.datasets.samples import UNIVERSES
+
     p = argparse.ArgumentParser(prog="factor-pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -249,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", type=_date, default=date(2017, 1, 1))
     s.add_argument("--end", type=_date, default=date(2023, 12, 31))
     s.add_argument("--name", help="report folder name under $FACTOR_PIPELINE_HOME/reports")
+    s.add_argument("--universe", choices=list(UNIVERSES),
+                   help="sample universe of datasets, models and portfolios (default: the warehouse's last, "
+                        "else csi_all); csi800 = csi300 | csi500 members fits real data on a CPU")
     s.add_argument("--replace", action="store_true", help="drop a warehouse that holds another market")
     s.set_defaults(func=cmd_run)
 

@@ -68,6 +68,26 @@ def test_every_constraint_holds_at_the_solution(seed):
     assert sol.relaxed == [] or sol.relaxed == [r for r, _ in RELAXATION][: len(sol.relaxed)]
 
 
+def test_names_fixed_at_zero_are_left_out_without_changing_the_optimum():
+    import cvxpy as cp
+
+    from factor_pipeline.portfolio.optimiser import _constraints
+
+    p = _random_problem(6, prev=False)
+    rng = np.random.default_rng(3)
+    outside = ~p.members & (rng.uniform(size=len(p.alpha)) < 0.6)  # outside a narrowed universe: unbuyable
+    p.alpha = np.where(outside, 3.0, p.alpha)  # and the most attractive, so leaving them out would show
+    p.can_buy = ~outside
+    sol = solve(p, Limits(te=0.05))
+    # the same problem over every name, solved directly
+    w = cp.Variable(len(p.alpha))
+    full = cp.Problem(cp.Maximize(p.alpha @ w), _constraints(p, w, sol.limits))
+    full.solve(solver=cp.CLARABEL)
+    assert (sol.weights[outside] == 0).all()
+    assert p.alpha @ sol.weights == pytest.approx(full.value, rel=1e-5, abs=1e-6)
+    assert np.abs(sol.weights - np.clip(w.value, 0, None)).max() < 1e-4
+
+
 def test_limit_up_never_rises_and_limit_down_never_falls():
     p = _random_problem(4)
     rng = np.random.default_rng(7)

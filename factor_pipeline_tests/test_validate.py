@@ -119,3 +119,12 @@ def test_real_market_passes_the_contract():
     rep = validate(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(REALDATA).items()})
     assert rep.violations == [], [str(v) for v in rep.violations]
     assert "intraday_bars" not in rep.rows and rep.rows["daily_bars"] > 3_000_000
+
+
+def test_oddity_counts_match_an_independent_count(tiny_dir):
+    from factor_pipeline.market.oddities import count_oddities
+    from factor_pipeline_tests.test_realdata import _expected_oddities
+
+    counts = count_oddities(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items()})
+    assert counts == _expected_oddities(tiny_dir)
+    assert counts["suspended_rows"] > 0 and counts["null_limits"] > 0

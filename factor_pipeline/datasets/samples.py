@@ -1,10 +1,44 @@
-"""Which (stock, date) pairs are samples: in csi_all at t, listed through the window, trading at t."""
+"""Which (stock, date) pairs are samples: in the sample universe at t, listed through the window, trading at t.
+
+The sample universe is csi_all by default; a run may narrow it (`run --universe csi800`) so a real
+market fits a CPU. It is the union of the named indices' members at t (carried forward).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from factor_pipeline.datasets.panel import Panel
+
+# sample universe -> the indices whose members it holds
+UNIVERSES: dict[str, tuple[str, ...]] = {
+    "csi_all": ("csi_all",),
+    "csi800": ("csi300", "csi500"),
+    "csi1800": ("csi300", "csi500", "csi1000"),
+    "csi300": ("csi300",),
+    "csi500": ("csi500",),
+    "csi1000": ("csi1000",),
+}
+
+
+def check_universe(name: str) -> str:
+    if name not in UNIVERSES:
+        raise ValueError(f"unknown universe {name!r}; choose one of {', '.join(UNIVERSES)}")
+    return name
+
+
+def indices_within(universe: str) -> tuple[str, ...]:
+    """The benchmark indices whose members all lie in `universe` (csi_all holds every index)."""
+    have = UNIVERSES[check_universe(universe)]
+    return tuple(k for k in ("csi300", "csi500", "csi1000") if universe == "csi_all" or k in have)
+
+
+def universe_mask(panel: Panel) -> np.ndarray:
+    """[N, T] True where the stock is in the panel's sample universe at t."""
+    out = np.zeros_like(panel.listed)
+    for k in UNIVERSES[check_universe(panel.universe)]:
+        out |= panel.members[k]
+    return out
 
 
 def listed_through(panel: Panel, days: int) -> np.ndarray:
@@ -16,4 +50,4 @@ def listed_through(panel: Panel, days: int) -> np.ndarray:
 
 
 def sample_mask(panel: Panel, lookback: int) -> np.ndarray:
-    return panel.members["csi_all"] & listed_through(panel, lookback) & ~panel.suspended
+    return universe_mask(panel) & listed_through(panel, lookback) & ~panel.suspended

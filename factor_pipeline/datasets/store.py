@@ -17,4 +17,6 @@ def panel_from_warehouse(wh: Warehouse, start: date | None = None, end: date | N
         raise FileNotFoundError(f"the warehouse {wh.path} has no {sorted(missing)}: load the market first")
     with wh.connect(read_only=True) as con:
         con.execute("SET threads = 2; SET memory_limit = '3GB'; SET preserve_insertion_order = false")
-        return build_panel(con, {t: t for t in MARKET_TABLES if t in present}, start, end, parts)
+        panel = build_panel(con, {t: t for t in MARKET_TABLES if t in present}, start, end, parts)
+    panel.universe = wh.universe()
+    return panel

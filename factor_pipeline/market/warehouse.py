@@ -83,6 +83,19 @@ class Warehouse:
             row = con.execute("SELECT identity FROM _source").fetchone()
         return row[0] if row else None
 
+    def universe(self) -> str:
+        """The sample universe the datasets and models use (`run --universe`); csi_all unless set."""
+        if "_settings" not in self.tables():
+            return "csi_all"
+        with self.connect(read_only=True) as con:
+            row = con.execute("SELECT value FROM _settings WHERE key = 'universe'").fetchone()
+        return row[0] if row else "csi_all"
+
+    def set_universe(self, name: str) -> None:
+        with self.connect() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS _settings (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            con.execute("INSERT OR REPLACE INTO _settings VALUES ('universe', ?)", [name])
+
     def checksum(self, table: str) -> tuple[int, int]:
         """(rows, order-independent hash of all rows): equal before and after an idempotent reload."""
         with self.connect(read_only=True) as con:

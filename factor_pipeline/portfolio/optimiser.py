@@ -103,11 +103,29 @@ def _relax(lim: Limits, change: dict, base: Limits) -> Limits:
     return replace(lim, **{k: (base.te + v if k == "te" else v) for k, v in change.items()})
 
 
+def _subset(p: Problem, keep: np.ndarray) -> Problem:
+    def cut(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[keep]
+
+    return Problem(p.alpha[keep], p.benchmark[keep], p.members[keep], p.styles[keep], p.industry[keep], p.factor_cov,
+                   p.specific_var[keep], cut(p.previous), cut(p.can_buy), cut(p.can_sell))
+
+
 def solve(p: Problem, limits: Limits) -> Solution:
     """Optimal weights under `limits`, relaxing in RELAXATION order until feasible.
 
+    Names that must stay at zero (no benchmark weight, nothing held, cannot be bought: outside a
+    narrowed sample universe) are left out of the problem: every constraint is a sum over names in
+    which they add nothing, so the optimum is the same and the solve is smaller.
     Built with constants each week: for ~500 names this is faster than a parametrised (DPP)
     problem, whose dense exposure parameters make compilation the bottleneck."""
+    lo, hi = _bounds(p, limits)
+    keep = (hi > 0) | (lo > 0) | (p.benchmark > 0)
+    if not keep.all():
+        sol = solve(_subset(p, keep), limits)
+        full = np.zeros(len(p.alpha))
+        full[keep] = sol.weights
+        return replace(sol, weights=full)
     t0 = time.perf_counter()
     w = cp.Variable(len(p.alpha))
     lim, relaxed = limits, []

@@ -147,6 +147,16 @@ def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None,
              f"<p class='note'>data: {_fmt(run['data'])} · preset {_fmt(run['preset'])} · seed {_fmt(run['seed'])}"
              f" · signal dates {run['start']} … {run['end']} · git {_fmt(run['git'])}. Every figure is out of "
              "sample: each model was fitted on labels realised before the year it scores.</p>"]
+    universe = run.get("universe") or "csi_all"
+    if universe != "csi_all":
+        parts.append(f"<p class='note'>Sample universe {html.escape(universe)}: every score covers its members only, "
+                     "so the csi_all figures below are over them, and an index outside it is not evaluated.</p>")
+    if run.get("oddities"):
+        from factor_pipeline.market.oddities import HANDLING
+
+        parts.append("<details><summary>Oddities of the data (legal, counted, handled)</summary>" + _table(
+            ["oddity", "count", "handling"], [[k, f"{v:,}", HANDLING.get(k, "")] for k, v in run["oddities"].items()],
+            set()) + "</details>")
     head = ["score", "RankIC", "ICIR", "IC>0", "top excess/yr", "top vol/yr", "top max DD", "top turnover/wk"]
     pct = {3, 4, 5, 6, 7}
     parts.append("<h2>Table 1 — weak factors per dataset (csi_all, 20 groups)</h2>")

@@ -67,6 +67,7 @@ def _dataset_asset(name: str) -> dg.AssetsDefinition:
             metadata={
                 "signal_dates": len(dates), "samples": res.samples.height, "stocks_covered": res.stocks,
                 "sample_shape": str(res.shape), "nan_share_before_filling": round(res.nan_share, 6),
+                "universe": panel.universe,
                 "preview": dg.MetadataValue.md(res.preview),
             },
             check_results=[dg.AssetCheckResult(

@@ -10,6 +10,7 @@ import polars as pl
 
 from factor_pipeline.datasets.alpha158 import alpha158_table
 from factor_pipeline.datasets.common_factors import common_factor_table
+from factor_pipeline.datasets.samples import universe_mask
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start, signal_dates
 from factor_pipeline.market.schema import INDICES
@@ -55,15 +56,19 @@ def common_factors(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 @dg.asset(
     group_name="datasets", deps=[dg.AssetDep("daily_bars", partition_mapping=HISTORY)],
     partitions_def=rebalance_weeks, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb"},
-    description="Alpha158-style hand-crafted daily-bar features at each signal date, the inputs of the "
-                "`gbdt_handcrafted` baseline (table `alpha158_features`).",
+    description="Alpha158-style hand-crafted daily-bar features at each signal date for the stocks of the "
+                "sample universe, the inputs of the `gbdt_handcrafted` baseline (table `alpha158_features`).",
 )
 def alpha158_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh, start, end, panel, ts = _panel(warehouse, context, frozenset())
     table = alpha158_table(panel, ts)
+    # the baseline learns and scores the same sample universe as the networks
+    i = np.searchsorted(panel.codes, table["code"].to_numpy())
+    t = np.searchsorted(panel.dates, table["date"].to_numpy().astype("datetime64[D]"))
+    table = table.filter(pl.Series(universe_mask(panel)[i, t]))
     wh.replace_rows("alpha158_features", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
     return dg.MaterializeResult(metadata={"rows": table.height, "signal_dates": len(ts),
-                                          "features": len(table.columns) - 2})
+                                          "features": len(table.columns) - 2, "universe": panel.universe})
 
 
 FEATURE_ASSETS = [common_factors, alpha158_features]

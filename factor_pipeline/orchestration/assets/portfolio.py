@@ -9,6 +9,7 @@ import polars as pl
 
 from factor_pipeline.audit.checks import constraint_audit
 from factor_pipeline.config import home
+from factor_pipeline.datasets.samples import indices_within
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.orchestration.partitions import run_window
@@ -117,6 +118,9 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     wh = warehouse.get()
     start, end = _span(config, context)
     span = f"date >= DATE '{start}' AND date <= DATE '{end}'"
+    if "scores" not in wh.tables():
+        raise FileNotFoundError("no scores table in the warehouse: materialise `scores` first (a model scores a "
+                                "year only once a year of weak factors before it exists to fit on)")
     with wh.connect(read_only=True) as con:
         scores = con.sql(f"SELECT code, date, model, score FROM scores WHERE {span}").pl()
         iw = con.sql("SELECT \"index\", date, code, weight FROM index_weights").pl()
@@ -136,13 +140,21 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     unknown = sorted(set(config.indices) - set(INDICES))
     if unknown:
         raise ValueError(f"unknown indices {unknown} in the portfolio config (known: {', '.join(INDICES)})")
-    res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(config.indices),
+    # an index whose members lie outside the sample universe has no scores to enhance it with
+    indices = [k for k in config.indices if k in indices_within(panel.universe)]
+    skipped = [k for k in config.indices if k not in indices]
+    if skipped:
+        context.log.warning(f"no enhanced {', '.join(skipped)}: its members lie outside the sample universe "
+                            f"{panel.universe}")
+    if not indices:
+        raise ValueError(f"none of the indices {config.indices} lies inside the sample universe {panel.universe}")
+    res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices),
                          resume=resume_points(held, panel))
     weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights
     owned = ("model IN (" + ", ".join(f"'{m}'" for m in models) + ") AND \"index\" IN ("
-             + ", ".join(f"'{k}'" for k in config.indices) + ")")
+             + ", ".join(f"'{k}'" for k in indices) + ")")
     wh.replace_rows("weights", weights, f"{owned} AND {span}")
     wh.replace_rows("portfolio_audit", audit, f"{owned} AND {span}")
     wh.replace_rows("portfolio_nav", nav, f"{owned} AND date >= DATE '{start}'")
@@ -157,7 +169,8 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
         "solve_seconds_median": round(float(audit["solve_seconds"].median()), 4),
         "max_constraint_violation": float(audit["max_violation"].max()),
         "weeks_relaxed": int((audit["relaxed"] != "").sum()),
-        "resumed_from_holdings": len(resume_points(held, panel))})
+        "resumed_from_holdings": len(resume_points(held, panel)), "universe": panel.universe,
+        "indices_skipped": ", ".join(skipped) or "none"})
     meta: dict = {"days": nav["date"].n_unique()}
     for index, per in figures(nav, audit).items():
         for model, f in per.items():

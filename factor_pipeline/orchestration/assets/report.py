@@ -26,12 +26,17 @@ def _span(config: ReportConfig, context: dg.AssetExecutionContext) -> tuple[str,
     return config.start, config.end or (str(window[1] - timedelta(days=1)) if window else "2023-12-31")
 
 
-def _run_record(identity: str | None, start: str, end: str) -> dict:
-    spec = json.loads(identity) if identity else {}
+def _run_record(wh, start: str, end: str) -> dict:
+    """What the figures ran on: the market, the sample universe and the oddities of its data."""
+    from factor_pipeline.market.oddities import count_oddities
     from factor_pipeline.report.build import git_commit
 
+    identity = wh.source_identity()
+    spec = json.loads(identity) if identity else {}
+    with wh.connect(read_only=True) as con:
+        odd = count_oddities(con, {t: t for t in ("daily_bars", "stocks", "index_weights")})
     return {"data": spec, "preset": spec.get("preset"), "seed": spec.get("seed"), "start": start,
-            "end": end, "git": git_commit()}
+            "end": end, "git": git_commit(), "universe": wh.universe(), "oddities": odd}
 
 
 @dg.asset(
@@ -73,7 +78,7 @@ def evaluation(context: dg.AssetExecutionContext, config: ReportConfig,
     ev = evaluate_run(table, labels, info)
     out = home() / "reports" / config.name
     nav, audit, weights = read("portfolio_nav"), read("portfolio_audit"), read("weights")
-    doc = write_evaluation(out, ev, table, weak, _run_record(wh.source_identity(), start, end), nav, audit, weights)
+    doc = write_evaluation(out, ev, table, weak, _run_record(wh, start, end), nav, audit, weights)
     meta: dict = {"folder": dg.MetadataValue.path(str(out)),
                   "metrics_json": dg.MetadataValue.path(str(out / "metrics.json"))}
     for section in ("datasets", "models", "baselines"):

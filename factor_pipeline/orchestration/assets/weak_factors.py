@@ -41,7 +41,7 @@ GPU_ROUTING = {
 class WeakFactorRunConfig(dg.Config):
     """Knobs a user may turn in the launchpad; the rest comes from the training preset."""
 
-    training_preset: str = "demo"  # tiny | demo | full (GPU)
+    training_preset: str = "demo"  # tiny | demo | real (real daily bars on a CPU) | full (GPU)
     lam: float = 1.0  # λ: weight of the weak factors' correlation penalty in the loss
     n_factors: int = 8  # K: weak factors per dataset
     retrain_months: int = 12  # retrain cadence: 12 = yearly (the report), or 6, 4, 3, 2, 1
