@@ -74,14 +74,14 @@ def _load(source, end: date | None) -> dict:
 
 def _universe(name: str | None) -> str:
     """The sample universe of the datasets and models: `--universe`, else what the warehouse was last run with."""
-    from factor_pipeline.datasets.samples import UNIVERSES, check_universe, indices_within
+    from factor_pipeline.datasets.samples import SAMPLE_UNIVERSES, check_universe, indices_within
     from factor_pipeline.market.warehouse import Warehouse
 
     wh = Warehouse()
     if name:
         wh.set_universe(check_universe(name))
     chosen = wh.universe()
-    print(f"sample universe: {chosen} ({' | '.join(UNIVERSES[chosen])} members at each date); enhanced indices: "
+    print(f"sample universe: {chosen} ({' | '.join(SAMPLE_UNIVERSES[chosen])} members at each date); enhanced indices: "
           f"{', '.join(indices_within(chosen)) or 'none'}")
     return chosen
 
@@ -260,7 +260,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from factor_pipeline.datasets.samples import UNIVERSES
+    from factor_pipeline.datasets.samples import SAMPLE_UNIVERSES
 
     p = argparse.ArgumentParser(prog="factor-pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", type=_date, default=date(2017, 1, 1))
     s.add_argument("--end", type=_date, default=date(2023, 12, 31))
     s.add_argument("--name", help="report folder name under $FACTOR_PIPELINE_HOME/reports")
-    s.add_argument("--universe", choices=list(UNIVERSES),
+    s.add_argument("--universe", choices=list(SAMPLE_UNIVERSES),
                    help="sample universe of datasets, models and portfolios (default: the warehouse's last, "
                         "else csi_all); csi800 = csi300 | csi500 members fits real data on a CPU")
     s.add_argument("--replace", action="store_true", help="drop a warehouse that holds another market")

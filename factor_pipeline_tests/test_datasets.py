@@ -286,3 +286,19 @@ def test_mixed_date_batches_equal_one_date_batches(panel, base):
         torch.testing.assert_close(mixed[0::2], one[: len(dates)][0::2], equal_nan=True)
         other = gather(base, name, torch.from_numpy(s[: len(dates)][1::2]), torch.full((len(dates) // 2,), T_INDEX - 1))
         torch.testing.assert_close(mixed[1::2], other, equal_nan=True)
+
+
+def test_a_narrowed_universe_keeps_exactly_its_members(panel):
+    import dataclasses
+
+    from factor_pipeline.datasets.samples import indices_within, sample_mask
+
+    every = sample_mask(panel, 30)
+    narrow = sample_mask(dataclasses.replace(panel, universe="csi800"), 30)
+    members = panel.members["csi300"] | panel.members["csi500"]
+    assert np.array_equal(narrow, every & members)
+    assert 0 < narrow.sum() < every.sum()
+    assert indices_within("csi800") == ("csi300", "csi500") and indices_within("csi_all") == ("csi300", "csi500",
+                                                                                               "csi1000")
+    with pytest.raises(ValueError, match="unknown universe"):
+        sample_mask(dataclasses.replace(panel, universe="sp500"), 30)

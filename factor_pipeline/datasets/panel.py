@@ -33,7 +33,7 @@ class Panel:
     ms: np.ndarray | None = None  # [N, T, len(intraday.MS_FEATURES)]
     l2: np.ndarray | None = None  # [N, T, F] raw l2_daily columns
     l2_names: tuple[str, ...] = ()
-    universe: str = "csi_all"  # sample universe (datasets.samples.UNIVERSES)
+    universe: str = "csi_all"  # sample universe (datasets.samples.SAMPLE_UNIVERSES)
 
     def field(self, name: str) -> np.ndarray:
         return self.daily[..., DAILY_FIELDS.index(name)]

@@ -11,7 +11,7 @@ import numpy as np
 from factor_pipeline.datasets.panel import Panel
 
 # sample universe -> the indices whose members it holds
-UNIVERSES: dict[str, tuple[str, ...]] = {
+SAMPLE_UNIVERSES: dict[str, tuple[str, ...]] = {
     "csi_all": ("csi_all",),
     "csi800": ("csi300", "csi500"),
     "csi1800": ("csi300", "csi500", "csi1000"),
@@ -22,21 +22,21 @@ UNIVERSES: dict[str, tuple[str, ...]] = {
 
 
 def check_universe(name: str) -> str:
-    if name not in UNIVERSES:
-        raise ValueError(f"unknown universe {name!r}; choose one of {', '.join(UNIVERSES)}")
+    if name not in SAMPLE_UNIVERSES:
+        raise ValueError(f"unknown universe {name!r}; choose one of {', '.join(SAMPLE_UNIVERSES)}")
     return name
 
 
 def indices_within(universe: str) -> tuple[str, ...]:
     """The benchmark indices whose members all lie in `universe` (csi_all holds every index)."""
-    have = UNIVERSES[check_universe(universe)]
+    have = SAMPLE_UNIVERSES[check_universe(universe)]
     return tuple(k for k in ("csi300", "csi500", "csi1000") if universe == "csi_all" or k in have)
 
 
 def universe_mask(panel: Panel) -> np.ndarray:
     """[N, T] True where the stock is in the panel's sample universe at t."""
     out = np.zeros_like(panel.listed)
-    for k in UNIVERSES[check_universe(panel.universe)]:
+    for k in SAMPLE_UNIVERSES[check_universe(panel.universe)]:
         out |= panel.members[k]
     return out
 
