@@ -139,3 +139,23 @@ def test_combiner_fits_are_registered_in_mlflow(tmp_path, monkeypatch):
     run = client.get_run(versions[0].run_id)
     assert run.data.params["last_label_realised_on"] < "2017-01-01"
     assert not (tmp_path / "mlruns").exists() or any((tmp_path / "mlruns").iterdir())
+
+
+def test_daily_only_orderings_compare_on_model_wd_dates():
+    from datetime import date, timedelta
+
+    from factor_pipeline.report.metrics import orderings
+
+    days = [date(2017, 1, 6) + timedelta(weeks=k) for k in range(104)]
+    rows = []
+    for k, d in enumerate(days):
+        first_year = k < 52
+        rows += [("day", d, 0.10), ("week", d, 0.02 if first_year else 0.12)]  # week weak only in year one
+        if not first_year:
+            rows.append(("model_wd", d, 0.11))
+    ic = pl.DataFrame(rows, schema=["name", "date", "rank_ic"], orient="row").with_columns(universe=pl.lit("csi_all"))
+    o = orderings(ic)
+    assert o["week > day"]["holds"] is False  # over both years: 0.07 vs 0.10
+    assert o["week > day (on model_wd's dates)"] == {"holds": True, "values": [0.12, 0.1]}
+    assert o["model_wd > week and day"] == {"holds": False, "values": [0.11, 0.12, 0.1]}
+    assert o["model1..4 > best single dataset"]["holds"] is None  # Model1-4 absent: cannot be said

@@ -107,6 +107,7 @@ def orderings(ic: pl.DataFrame | None) -> dict[str, dict]:
     common = common_period_ic(ic, [*DATASET_NAMES, *REPORT_MODELS])
     d = {n: common[n] for n in DATASET_NAMES}
     md = {n: common[n] for n in REPORT_MODELS}
+    wd = common_period_ic(ic, ["model_wd", "week", "day"])
     singles = [v for v in d.values() if v is not None]
     best = max(singles) if singles else None
 
@@ -125,6 +126,10 @@ def orderings(ic: pl.DataFrame | None) -> dict[str, dict]:
         "model3/4 > best single dataset": check([md["model3"], md["model4"], best],
                                                 lambda: min(md["model3"], md["model4"]) > best),
         "msnew ~ ms (RankIC within 0.01)": check([d["msnew"], d["ms"]], lambda: abs(d["msnew"] - d["ms"]) <= 0.01),
+        # the daily-only market's version of "combined > every single dataset", on model_wd's dates
+        "model_wd > week and day": check([wd["model_wd"], wd["week"], wd["day"]],
+                                         lambda: wd["model_wd"] > max(wd["week"], wd["day"])),
+        "week > day (on model_wd's dates)": check([wd["week"], wd["day"]], lambda: wd["week"] > wd["day"]),
     }
 
 
