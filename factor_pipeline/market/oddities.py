@@ -28,14 +28,10 @@ HANDLING: dict[str, str] = {
 }
 
 
-def _has(con: duckdb.DuckDBPyConnection, rel: str, column: str) -> bool:
-    return column in describe(con, rel)
-
-
 def count_oddities(con: duckdb.DuckDBPyConnection, rels: dict[str, str]) -> dict[str, int]:
     """Counts of each oddity in HANDLING (rows, or stocks for unknown_industry)."""
     bars = rels["daily_bars"]
-    st = "count(*) FILTER (WHERE is_st)" if _has(con, bars, "is_st") else "0"
+    st = "count(*) FILTER (WHERE is_st)" if "is_st" in describe(con, bars) else "0"
     row = con.execute(f"""
         SELECT count(*) FILTER (WHERE limit_up IS NULL OR limit_down IS NULL),
                count(*) FILTER (WHERE is_suspended),

@@ -23,6 +23,12 @@ LOOKBACK = 250  # trading days: P2HIGH reads 243
 HISTORY = dg.TimeWindowPartitionMapping(start_offset=-56)
 
 
+def _cells(panel, table: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Panel (stock, date) indices of a table's (code, date) rows."""
+    return (np.searchsorted(panel.codes, table["code"].to_numpy()),
+            np.searchsorted(panel.dates, table["date"].to_numpy().astype("datetime64[D]")))
+
+
 def _panel(warehouse: WarehouseResource, context: dg.AssetExecutionContext, parts: frozenset[str]):
     wh = warehouse.get()
     start, end = window_dates(context)
@@ -43,8 +49,7 @@ def _panel(warehouse: WarehouseResource, context: dg.AssetExecutionContext, part
 def common_factors(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh, start, end, panel, ts = _panel(warehouse, context, frozenset({"ms"}))
     table = common_factor_table(panel, ts)
-    i = np.searchsorted(panel.codes, table["code"].to_numpy())
-    t = np.searchsorted(panel.dates, table["date"].to_numpy().astype("datetime64[D]"))
+    i, t = _cells(panel, table)
     table = table.with_columns(**{k: pl.Series(panel.members[k][i, t]) for k in INDICES})
     wh.replace_rows("common_factors", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
     cols = [c for c in table.columns if c not in ("code", "date", *INDICES)]
@@ -63,9 +68,7 @@ def alpha158_features(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     wh, start, end, panel, ts = _panel(warehouse, context, frozenset())
     table = alpha158_table(panel, ts)
     # the baseline learns and scores the same sample universe as the networks
-    i = np.searchsorted(panel.codes, table["code"].to_numpy())
-    t = np.searchsorted(panel.dates, table["date"].to_numpy().astype("datetime64[D]"))
-    table = table.filter(pl.Series(universe_mask(panel)[i, t]))
+    table = table.filter(pl.Series(universe_mask(panel)[_cells(panel, table)]))
     wh.replace_rows("alpha158_features", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
     return dg.MaterializeResult(metadata={"rows": table.height, "signal_dates": len(ts),
                                           "features": len(table.columns) - 2, "universe": panel.universe})
