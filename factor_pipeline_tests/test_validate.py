@@ -128,3 +128,68 @@ def test_oddity_counts_match_an_independent_count(tiny_dir):
     counts = count_oddities(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items()})
     assert counts == _expected_oddities(tiny_dir)
     assert counts["suspended_rows"] > 0 and counts["null_limits"] > 0
+
+
+def _stray_bar(d: pl.DataFrame) -> pl.DataFrame:
+    """One bar dated 1900-01-01, a date on which no other stock trades."""
+    from datetime import date
+
+    return pl.concat([d, d.slice(3, 1).with_columns(date=pl.lit(date(1900, 1, 1)))])
+
+
+def _zero_float_on_trading_day(d: pl.DataFrame) -> pl.DataFrame:
+    row = d.with_row_index("_i").filter(~pl.col("is_suspended"))["_i"][0]
+    return d.with_columns(float_shares=pl.when(pl.int_range(pl.len()) == row).then(0.0)
+                          .otherwise(pl.col("float_shares")))
+
+
+# (table, break, message, the row's code and date as the message must show them)
+DATA_CASES = {
+    "adj_factor zero": (_set("adj_factor", 0.0), "daily_bars.adj_factor: non-positive adj_factor"),
+    "adj_factor negative": (_set("adj_factor", -1.5), "daily_bars.adj_factor: non-positive adj_factor"),
+    "float_shares negative": (_set("float_shares", -1000.0), "daily_bars.float_shares: negative float_shares"),
+    "float_shares zero on a trading day": (_zero_float_on_trading_day,
+                                           "daily_bars.float_shares: zero float_shares on a trading day"),
+    "stray date": (_stray_bar, "daily_bars.date: date with bars of fewer than 10% of the median date's stocks"),
+    "nan close says NaN only": (_set("close", float("nan")), "daily_bars.close: NaN or inf"),
+}
+
+
+def _daily_only(folder: Path) -> Path:
+    for name in ("intraday_bars", "l2_daily"):
+        for p in folder.glob(f"{name}*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return folder
+
+
+@pytest.mark.parametrize("market", ["full", "daily_only"])
+@pytest.mark.parametrize("case", sorted(DATA_CASES))
+def test_bad_bar_values_are_refused_and_the_warehouse_untouched(case, market, small_dir, tmp_path, monkeypatch,
+                                                                   capsys):
+    """A loaded warehouse stays byte for byte as it was when a broken folder is imported over it."""
+    fn, message = DATA_CASES[case]
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(home))
+    good = tmp_path / "good"
+    shutil.copytree(small_dir, good)
+    if market == "daily_only":
+        _daily_only(good)
+    assert main(["import", str(good)]) == 0
+    before = (home / "warehouse.duckdb").read_bytes()
+    folder = _broken(good, tmp_path, "daily_bars", fn)
+    capsys.readouterr()
+    assert main(["import", str(folder), "--replace"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    bad = pl.concat([pl.read_parquet(folder / "daily_bars.parquet"), pl.read_parquet(good / "daily_bars.parquet")]
+                    ).filter(pl.len().over("code", "date") == 1)  # the changed row, as broken and as it was
+    if case == "float_shares zero on a trading day":
+        bad = pl.read_parquet(folder / "daily_bars.parquet").filter((pl.col("float_shares") == 0)
+                                                                   & ~pl.col("is_suspended"))
+    elif case != "stray date":
+        bad = pl.read_parquet(folder / "daily_bars.parquet").slice(3, 1)
+    line = next(x for x in err.splitlines() if message in x)
+    assert f"code={bad['code'][0]}" in line and f"date={bad['date'][0]}" in line, line
+    if case == "nan close says NaN only":
+        assert "outside [low, high]" not in err
+    assert (home / "warehouse.duckdb").read_bytes() == before

@@ -17,6 +17,7 @@ AGG_PRICE_TOL = 1e-6
 AGG_REL_TOL = 1e-6
 WEIGHT_SUM_TOL = 1e-6
 BOARDS = ("main", "chinext", "star")
+SPARSE_DATE_SHARE = 0.1  # a market that grows 5x over its history still has >= 20% of its median on day one
 MAX_EXAMPLES = 5
 _SQL_TYPE = {STR: "VARCHAR", DATE: "DATE", FLOAT: "DOUBLE", BOOL: "BOOLEAN", TIME: "TIME"}
 
@@ -58,6 +59,11 @@ class Report:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _finite(*cols: str) -> str:
+    """Guard of an order rule: a NaN/inf cell is reported once, as NaN or inf, not also as out of range."""
+    return " AND ".join(f"isfinite({_q(c)})" for c in cols)
 
 
 def typed_select(table: Table, columns: dict[str, str]) -> str:
@@ -163,18 +169,28 @@ class Validator:
             if c.kind == FLOAT:
                 rules.append((c.name, "NaN or inf", f"NOT isfinite({_q(c.name)})", [*key, c.name]))
         for p in table.price_columns:
-            rules.append((p, "non-positive price", f"{_q(p)} <= 0", [*key, p]))
+            rules.append((p, "non-positive price", f"{_q(p)} <= 0 AND {_finite(p)}", [*key, p]))
         if "high" in table.names and "low" in table.names:
-            rules.append(("high", "high < low", "high < low", [*key, "high", "low"]))
+            rules.append(("high", "high < low", f"high < low AND {_finite('high', 'low')}", [*key, "high", "low"]))
             for p in ("open", "close"):
-                rules.append((p, f"{p} outside [low, high]", f"{p} < low OR {p} > high", [*key, p, "low", "high"]))
+                rules.append((p, f"{p} outside [low, high]",
+                              f"({p} < low OR {p} > high) AND {_finite(p, 'low', 'high')}", [*key, p, "low", "high"]))
             if "vwap" in table.names:
                 rules.append(("vwap", f"vwap outside [low, high] by more than {VWAP_TOLERANCE}",
-                              f"vwap < low - {VWAP_TOLERANCE} OR vwap > high + {VWAP_TOLERANCE}",
-                              [*key, "vwap", "low", "high"]))
+                              f"(vwap < low - {VWAP_TOLERANCE} OR vwap > high + {VWAP_TOLERANCE}) "
+                              f"AND {_finite('vwap', 'low', 'high')}", [*key, "vwap", "low", "high"]))
         for c in ("volume", "amount"):
             if c in table.names:
-                rules.append((c, "negative", f"{c} < 0", [*key, c]))
+                rules.append((c, "negative", f"{c} < 0 AND {_finite(c)}", [*key, c]))
+        if table.name == "daily_bars":
+            # every adjusted price, image and label divides by adj_factor; turnover, float cap and the
+            # size style read float_shares, which a stock that trades must have
+            rules.append(("adj_factor", "non-positive adj_factor", f"adj_factor <= 0 AND {_finite('adj_factor')}",
+                          [*key, "adj_factor"]))
+            rules.append(("float_shares", "negative float_shares", f"float_shares < 0 AND {_finite('float_shares')}",
+                          [*key, "float_shares"]))
+            rules.append(("float_shares", "zero float_shares on a trading day (not suspended)",
+                          "float_shares = 0 AND NOT is_suspended", [*key, "float_shares", "is_suspended"]))
         if table.name == "index_weights":
             rules.append(("weight", "negative weight", "weight < 0", [*key, "weight"]))
         if table.name == "stocks":
@@ -184,6 +200,19 @@ class Validator:
                           ["code", "list_date", "delist_date"]))
         self._run_rules(table, rel, rules)
         self._duplicates(table, rel)
+        if table.name == "daily_bars":
+            self._sparse_dates(table, rel)
+
+    def _sparse_dates(self, table: Table, rel: str) -> None:
+        """A date on which only a few stocks have bars (a stray row dated 1900-01-01) is not a trading
+        date: it would start the calendar and the weeks there."""
+        per_date = f"(SELECT date, count(*) AS n_bars FROM {rel} GROUP BY date)"
+        sparse = (f"(SELECT b.code, b.date, d.n_bars, m.median_bars FROM {rel} b JOIN {per_date} d USING (date), "
+                  f"(SELECT median(n_bars) AS median_bars FROM {per_date}) m "
+                  f"WHERE d.n_bars < {SPARSE_DATE_SHARE} * m.median_bars)")
+        self._run_rules(table, sparse, [(
+            "date", f"date with bars of fewer than {SPARSE_DATE_SHARE:.0%} of the median date's stocks "
+            "(not a trading date)", "true", ["code", "date", "n_bars", "median_bars"])])
 
     def _duplicates(self, table: Table, rel: str) -> None:
         keys = ", ".join(_q(k) for k in table.key)
