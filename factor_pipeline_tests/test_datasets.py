@@ -302,3 +302,24 @@ def test_a_narrowed_universe_keeps_exactly_its_members(panel):
                                                                                                "csi1000")
     with pytest.raises(ValueError, match="unknown universe"):
         sample_mask(dataclasses.replace(panel, universe="sp500"), 30)
+
+
+def test_daily_labels_equal_the_weekly_labels_on_signal_dates(panel):
+    """`labels_daily` (the combiner's training rows) holds every trading date; on the signal dates it is
+    the `labels` table, and realised_on is t+11."""
+    from datetime import date
+
+    from factor_pipeline.datasets.weekly import daily_label_table, label_table, signal_dates, trading_dates
+
+    every = trading_dates(panel, date(2017, 1, 2), date(2017, 4, 1))
+    sig = signal_dates(panel, date(2017, 1, 2), date(2017, 4, 1))
+    daily = daily_label_table(panel, every)
+    weekly = label_table(panel, sig)
+    assert daily["date"].n_unique() == len(every) > len(sig)
+    j = weekly.join(daily, on=["code", "date"], how="left", suffix="_d")
+    assert j.height == weekly.height
+    for c in ("y_raw", "y_std", "realised_on"):
+        assert j[c].equals(j[f"{c}_d"], check_names=False), c
+    t = every[3]
+    row = daily.filter(pl.col("date") == panel.dates[t].astype(object))
+    assert (row["realised_on"] == panel.dates[t + 11].astype(object)).all()

@@ -16,7 +16,7 @@ from factor_pipeline.datasets.labels import HORIZON
 from factor_pipeline.datasets.panel import build_panel
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.samples import sample_mask
-from factor_pipeline.datasets.weekly import signal_dates
+from factor_pipeline.datasets.weekly import signal_dates, trading_dates
 from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.market.io import duckdb_reader, table_files
 from factor_pipeline.models.loss import factor_loss
@@ -198,3 +198,54 @@ def test_a_dataset_the_market_lacks_is_unavailable_before_any_training(panel):
     for name in ("l2", "ms", "msnew"):
         with pytest.raises(DatasetUnavailable, match=name):
             weak_factors(name, daily_only, [400], FAST, 4, torch.device("cpu"))
+
+
+ENSEMBLE = TrainConfig(epochs=2, patience=1, date_stride=1, dates_per_epoch=12, valid_every=10, seeds=2,
+                       train_years=1, seed=3)
+
+
+def test_validation_is_purged_of_overlapping_training_labels(panel, base):
+    data = _data(panel, base, "day")
+    dates = training_dates(data, "day", panel.date_index(date(2017, 7, 3)), ENSEMBLE)
+    assert set(np.diff(dates)) == {1}  # every trading date of the window, no stride
+    res = fit("day", data, dates, ENSEMBLE, net_config("day", data))
+    assert max(res.train_dates) + HORIZON + 1 < min(res.valid_dates)
+    assert all(b - a == 10 for a, b in zip(res.valid_dates, res.valid_dates[1:], strict=False))
+
+
+def test_every_trading_date_gets_its_periods_model_and_no_later_label(panel, base):
+    """Weak factors on every trading date: one week predicted alone equals the same week inside the
+    whole period's run (the fit is anchored on the period's first trading date, not on the first date
+    a run asks for), and labels realised on or after that first trading date change nothing."""
+    data = _data(panel, base, "day")
+    every = trading_dates(panel, date(2018, 1, 1), date(2018, 3, 1))
+    week = every[20:25]
+    out_all, fits = rolling("day", data, every, ENSEMBLE, net_config("day", data))
+    assert len(fits) == 2 and out_all["date"].n_unique() == len(every)  # two seeds, one period
+    out_week, _ = rolling("day", data, week, ENSEMBLE, net_config("day", data))
+    assert out_week.equals(out_all.filter(pl.col("date").is_in(out_week["date"].unique().implode())))
+    first = every[0]
+    assert all(max(f.train_dates + f.valid_dates) + HORIZON + 1 < first for f in fits)
+    y = labels_mod.forward_returns(panel).copy()
+    late = np.arange(y.shape[1]) + HORIZON + 1 >= first
+    y[:, late] = np.random.default_rng(7).normal(size=(y.shape[0], late.sum()))
+    out2, _ = rolling("day", _data(panel, base, "day", y), every, ENSEMBLE, net_config("day", data))
+    assert out_all.equals(out2)
+
+
+def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
+    from dataclasses import replace
+
+    from factor_pipeline.models.trainer import predict
+
+    data = _data(panel, base, "day")
+    dates = training_dates(data, "day", panel.date_index(date(2018, 1, 2)), ENSEMBLE)
+    t = [panel.date_index(date(2018, 1, 5))]
+    members = [fit("day", data, dates, replace(ENSEMBLE, seed=s, seeds=1), net_config("day", data)).model
+               for s in (3, 4)]
+    one = [predict(m, "day", data, t) for m in members]
+    both = predict(members, "day", data, t)
+    z = [(o["output"].to_numpy() - o["output"].mean()) / o["output"].std(ddof=0) for o in one]
+    np.testing.assert_allclose(both["output"].to_numpy(), (z[0] + z[1]) / 2, atol=1e-5)
+    assert both["z_1"].equals(one[0]["z_1"])  # factors are the first member's
+    assert not np.allclose(z[0], z[1])

@@ -31,6 +31,12 @@ def signal_dates(panel: Panel, first_week: date, end: date) -> list[int]:
     return [int(t) for t in np.flatnonzero(in_range & last_of_week)]
 
 
+def trading_dates(panel: Panel, first_week: date, end: date) -> list[int]:
+    """Panel indices of every trading date in [first_week, end)."""
+    days = panel.dates.astype("datetime64[D]")
+    return [int(t) for t in np.flatnonzero((days >= np.datetime64(first_week)) & (days < np.datetime64(end)))]
+
+
 @dataclass
 class DatasetWeeks:
     samples: pl.DataFrame  # dataset, date, code
@@ -106,6 +112,22 @@ def label_table(panel: Panel, dates: list[int]) -> pl.DataFrame:
                                     "y_week": pl.Float64, "cannot_buy": pl.Boolean, "realised_on": pl.Date})
     return pl.concat(frames).with_columns(pl.col("date", "realised_on").cast(pl.Date),
                                           pl.col("y_raw", "y_std", "y_week").fill_nan(None))
+
+
+def daily_label_table(panel: Panel, dates: list[int]) -> pl.DataFrame:
+    """code, date, y_raw, y_std, realised_on at every given trading date (listed stocks): the rows a
+    combiner learns from between signal dates. y is null where not realised."""
+    y = labels_mod.forward_returns(panel)
+    ystd = labels_mod.standardised(y, sample_mask(panel, STEPS))
+    d = np.asarray(dates, dtype=int)
+    i, k = np.nonzero(panel.listed[:, d])
+    t = d[k]
+    due = t + labels_mod.HORIZON + 1
+    dates_ext = np.r_[panel.dates.astype("datetime64[D]"), np.datetime64("NaT", "D")]
+    realised_on = dates_ext[np.minimum(due, len(panel.dates))]
+    return pl.DataFrame({"code": panel.codes[i], "date": panel.dates[t].astype("datetime64[D]"),
+                         "y_raw": y[i, t], "y_std": ystd[i, t], "realised_on": realised_on}).with_columns(
+        pl.col("date", "realised_on").cast(pl.Date), pl.col("y_raw", "y_std").fill_nan(None))
 
 
 def history_start(first_week: date, lookback_days: int = 150) -> date:

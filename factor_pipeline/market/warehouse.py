@@ -144,22 +144,27 @@ class Warehouse:
 
     def replace_rows(self, table: str, frame, where: str) -> int:
         """Replace the rows matching `where` with `frame` (a Polars frame) in one transaction."""
+        return self.replace_many([(table, frame, where)])
+
+    def replace_many(self, changes: list[tuple[str, object, str]]) -> int:
+        """(table, frame, where) replacements in one transaction: a reader sees all of them or none."""
         with self.connect() as con:
-            con.register("_incoming", frame)
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming LIMIT 0")
-                have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-                for row in con.execute("DESCRIBE _incoming").fetchall():
-                    if row[0] not in have:  # a newer version adds a column: older rows read it as null
-                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{row[0]}" {row[1]}')
-                con.execute(f"DELETE FROM {table} WHERE {where}")
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+                for k, (table, frame, where) in enumerate(changes):
+                    con.register(f"_incoming{k}", frame)
+                    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _incoming{k} LIMIT 0")
+                    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+                    for row in con.execute(f"DESCRIBE _incoming{k}").fetchall():
+                        if row[0] not in have:  # a newer version adds a column: older rows read it as null
+                            con.execute(f'ALTER TABLE {table} ADD COLUMN "{row[0]}" {row[1]}')
+                    con.execute(f"DELETE FROM {table} WHERE {where}")
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming{k}")
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return frame.height
+        return sum(frame.height for _, frame, _ in changes)
 
     def _claim(self, con: duckdb.DuckDBPyConnection, source: MarketSource) -> None:
         con.execute("CREATE TABLE IF NOT EXISTS _source (identity VARCHAR, folder VARCHAR)")

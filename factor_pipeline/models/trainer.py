@@ -1,18 +1,22 @@
 """Training a weak-factor network on cross-sectional batches, and rolling it out of sample.
 
 A batch is one date's samples (the report's cross-sectional batch), preprocessed across stocks of
-that date. Adam, early stopping on the validation RankIC (the last part of the training dates),
-one seed for initialisation and date order. Rolling: for each prediction year, train on the
-previous `train_years` of dates whose labels were realised before the year's first prediction
-date; predict the year. So a weak factor at t never comes from a model that saw a label realised
-after t.
+that date. Adam, early stopping on the validation RankIC (the last part of the training dates,
+purged: no training label overlaps a validation one), one seed for initialisation and date order.
+An epoch visits every training date, or a fresh random draw of `dates_per_epoch` of them (so a CPU
+budget still reaches every date of the window over the epochs instead of a fixed stride).
+Rolling: for each prediction period (a calendar year), train on the previous `train_years` of dates
+whose labels were realised before the period's first trading date; predict the period. So a weak
+factor at t never comes from a model that saw a label realised after t, and every date of a period,
+whichever of them a run predicts, gets the same model. `seeds` > 1 trains that many networks
+(seed, seed+1, ...) and averages their per-date standardised outputs (z_1..z_K are the first one's).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -39,6 +43,9 @@ class TrainConfig:
     epochs: int = 8
     patience: int = 2
     date_stride: int = 3  # train on every k-th trading date
+    dates_per_epoch: int = 0  # 0: every training date each epoch; else a random draw of that many per epoch
+    valid_every: int = 1  # validate on every k-th validation date (10 = non-overlapping labels)
+    seeds: int = 1  # networks per fit, averaged
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
@@ -102,7 +109,10 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_valid = max(1, int(len(dates) * cfg.valid_share))
-    train, valid = dates[:-n_valid], dates[-n_valid:]
+    valid = dates[-n_valid:]
+    # purged: a training label (t+1 .. t+11) must be realised before the first validation date
+    train = [t for t in dates[:-n_valid] if t + HORIZON + 1 < valid[0]] or dates[:-n_valid]
+    valid = valid[::max(1, cfg.valid_every)]
     device = _device(data)
     model = WeakFactorNet(net_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -111,7 +121,10 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     for epoch in range(cfg.epochs):
         model.train()
         losses = []
-        for t in rng.permutation(train):
+        order = rng.permutation(train)
+        if 0 < cfg.dates_per_epoch < len(order):
+            order = order[:cfg.dates_per_epoch]
+        for t in order:
             stocks, x = _batch(data, name, int(t), need_label=True)
             if len(stocks) < 8:
                 continue
@@ -137,21 +150,42 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     return res
 
 
-def predict(model: WeakFactorNet, name: str, data: TrainData, dates: list[int]) -> pl.DataFrame:
-    """Weak factors z_1..z_K and output c for every sample at each date (code, date, dataset, z_k, output)."""
+def predict(model: WeakFactorNet | list[WeakFactorNet], name: str, data: TrainData, dates: list[int]) -> pl.DataFrame:
+    """Weak factors z_1..z_K and output c for every sample at each date (code, date, dataset, z_k, output).
+
+    Several models (a seed ensemble): c is the mean of their outputs, each z-scored across the date's
+    stocks; z_k are the first model's (factor k of one network is not factor k of another)."""
+    members = model if isinstance(model, list) else [model]
     frames = []
     with torch.no_grad():
         for t in dates:
             stocks, x = _batch(data, name, t, need_label=False)
             if len(stocks) == 0:
                 continue
-            with autocast(_device(data)):
-                z, c = model(x)
-            z, c = z.float().cpu().numpy(), c.float().cpu().numpy()
+            outs = []
+            for m in members:
+                with autocast(_device(data)):
+                    z_m, c_m = m(x)
+                outs.append((z_m.float().cpu().numpy(), c_m.float().cpu().numpy().astype(np.float64)))
+            z, c = outs[0][0], outs[0][1]
+            if len(outs) > 1:
+                c = np.mean([_zscore(o[1]) for o in outs], axis=0)
             cols = {f"z_{k + 1}": z[:, k] for k in range(z.shape[1])}
             frames.append(pl.DataFrame({"code": data.codes[stocks], "date": np.repeat(data.dates[t], len(stocks)),
-                                        "dataset": name, **cols, "output": c}))
+                                        "dataset": name, **cols, "output": c.astype(np.float32)}))
     return pl.concat(frames).with_columns(pl.col("date").cast(pl.Date))
+
+
+def _zscore(c: np.ndarray) -> np.ndarray:
+    sd = c.std()
+    return (c - c.mean()) / sd if sd > 0 else np.zeros_like(c)
+
+
+def period_start(data: TrainData, period: str, months: int) -> int:
+    """Panel index of the first trading date of a retraining period: what every fit of that period is
+    anchored on, whichever of its dates a run predicts."""
+    days = data.dates.astype("datetime64[D]").astype(object)
+    return next(t for t, d in enumerate(days) if period_of(d, months) == period)
 
 
 def training_dates(data: TrainData, name: str, first_prediction: int, cfg: TrainConfig) -> list[int]:
@@ -164,28 +198,33 @@ def training_dates(data: TrainData, name: str, first_prediction: int, cfg: Train
 
 
 def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
-            model_for: Callable[[list[int], list[int]], WeakFactorNet | None] | None = None,
-            on_fit: Callable[[list[int], list[int], FitResult], None] | None = None,
+            model_for: Callable[[list[int], list[int], TrainConfig], WeakFactorNet | None] | None = None,
+            on_fit: Callable[[list[int], list[int], FitResult, TrainConfig], None] | None = None,
             ) -> tuple[pl.DataFrame, list[FitResult]]:
-    """Rolling retraining: one model per period of `predict_dates` (a calendar year by default),
-    predicting that period.
+    """Rolling retraining: one model (or seed ensemble) per period of `predict_dates` (a calendar year
+    by default), predicting that period.
 
-    `model_for(train_dates, period_dates)` may return an already trained model (a cache); `on_fit`
-    is told of every new fit (tracking)."""
+    `model_for(train_dates, period_dates, member_cfg)` may return an already trained model (a cache);
+    `on_fit` is told of every new fit (tracking). A member's config is `cfg` with its own seed and
+    `seeds=1`: each network of an ensemble is cached and tracked on its own."""
     days = data.dates[predict_dates].astype("datetime64[D]").astype(object)
     periods = [period_of(d, cfg.retrain_months) for d in days]
     out, fits = [], []
     for p in sorted(set(periods)):
         these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p]
-        dates = training_dates(data, name, these[0], cfg)
+        dates = training_dates(data, name, period_start(data, p, cfg.retrain_months), cfg)
         if len(dates) < 5:
             continue
-        model = model_for(dates, these) if model_for else None
-        if model is None:
-            res = fit(name, data, dates, cfg, net_cfg)
-            fits.append(res)
-            model = res.model
-            if on_fit:
-                on_fit(dates, these, res)
-        out.append(predict(model.to(_device(data)), name, data, these))
+        members = []
+        for k in range(max(1, cfg.seeds)):
+            mcfg = replace(cfg, seed=cfg.seed + k, seeds=1)
+            model = model_for(dates, these, mcfg) if model_for else None
+            if model is None:
+                res = fit(name, data, dates, mcfg, net_cfg)
+                fits.append(res)
+                model = res.model
+                if on_fit:
+                    on_fit(dates, these, res, mcfg)
+            members.append(model.to(_device(data)))
+        out.append(predict(members, name, data, these))
     return (pl.concat(out) if out else pl.DataFrame()), fits

@@ -1,5 +1,8 @@
-"""Weak factors of one dataset for a set of signal dates: rolling fits (cached, tracked), predictions,
-and the out-of-sample RankIC of the output where the label is already realised."""
+"""Weak factors of one dataset for a set of dates: rolling fits (cached, tracked), predictions, and the
+out-of-sample RankIC of the output on the signal dates where the label is already realised.
+
+Inference is cheap, so a run predicts every trading date of its weeks (the combiner learns from
+daily rows); the evaluation figures stay on the weekly signal dates."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, ne
 
 @dataclass
 class WeakRun:
-    table: pl.DataFrame  # code, date, dataset, z_1..z_K, output
+    table: pl.DataFrame  # code, date, dataset, z_1..z_K, output, at every predicted date
     trained: int = 0
     reused: int = 0
     valid_ic: list[float] = field(default_factory=list)
@@ -33,7 +36,9 @@ class WeakRun:
 
 def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainConfig, n_factors: int,
                  device: torch.device, cache: ModelCache | None = None, tracking_uri: str | None = None,
-                 tags: dict[str, str] | None = None) -> WeakRun:
+                 tags: dict[str, str] | None = None, signal: list[int] | None = None) -> WeakRun:
+    """`predict_dates`: the panel dates to predict; `signal`: those the RankIC and turnover are
+    measured on (default: all of them)."""
     base = dataset_base(panel, consume=True).to(device)
     require(base, name)  # a daily-only market has no ms/msnew/l2: say so before anything is trained
     y = labels_mod.forward_returns(panel)
@@ -42,29 +47,29 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
     net_cfg = net_config(name, data, n_factors=n_factors)
     run = WeakRun(pl.DataFrame())
 
-    def model_for(dates: list[int], these: list[int]):
+    def model_for(dates: list[int], these: list[int], mcfg: TrainConfig):
         if cache is None:
             return None
-        model = cache.load(name, cache.key(name, cfg, net_cfg, data_hash(data, dates)), net_cfg)
+        model = cache.load(name, cache.key(name, mcfg, net_cfg, data_hash(data, dates)), net_cfg)
         run.reused += model is not None
         return model
 
-    def on_fit(dates: list[int], these: list[int], res: FitResult) -> None:
+    def on_fit(dates: list[int], these: list[int], res: FitResult, mcfg: TrainConfig) -> None:
         run.trained += 1
         run.valid_ic.append(res.best_valid_ic)
         dh = data_hash(data, dates)
         if tracking_uri is not None:  # tracked first: a model is cached only once it is in MLflow
             period = f"{panel.dates[these[0]]}..{panel.dates[these[-1]]}"
-            run.registered.append(log_fit(name, res, cfg, net_cfg, dh, period, {
+            run.registered.append(log_fit(name, res, mcfg, net_cfg, dh, period, {
                 **(tags or {}), "train_first_date": str(panel.dates[dates[0]]),
                 "train_last_date": str(panel.dates[dates[-1]])}, tracking_uri))
         if cache is not None:
-            cache.save(name, cache.key(name, cfg, net_cfg, dh), res.model)
+            cache.save(name, cache.key(name, mcfg, net_cfg, dh), res.model)
 
     run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit)
     if run.table.height:
         days = []
-        for t in predict_dates:
+        for t in (predict_dates if signal is None else signal):
             day = run.table.filter(pl.col("date") == panel.dates[t].astype(object))
             codes, out = day["code"].to_numpy(), day["output"].to_numpy()
             days.append((codes, out))

@@ -14,7 +14,14 @@ import dagster as dg
 from factor_pipeline.datasets.base import dataset_base
 from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
-from factor_pipeline.datasets.weekly import dataset_weeks, history_start, label_table, signal_dates
+from factor_pipeline.datasets.weekly import (
+    daily_label_table,
+    dataset_weeks,
+    history_start,
+    label_table,
+    signal_dates,
+    trading_dates,
+)
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
 from factor_pipeline.orchestration.resources import WarehouseResource
 
@@ -86,16 +93,20 @@ def _dataset_asset(name: str) -> dg.AssetsDefinition:
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"duckdb"},
     description="10-day forward return from the VWAP of t+1 to the VWAP of t+11 (raw and standardised) and "
-                "the cannot-buy flag, at each signal date. The only forward-looking asset.",
+                "the cannot-buy flag, at each signal date (table `labels`); the 10-day labels of every trading "
+                "date (table `labels_daily`, the combiner's daily training rows). The only forward-looking asset.",
 )
 def labels(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh = warehouse.get()
     start, end = window_dates(context)
     panel = panel_from_warehouse(wh, history_start(start, 30), end + timedelta(weeks=LABEL_WEEKS), frozenset())
     table = label_table(panel, signal_dates(panel, start, end))
-    wh.replace_rows("labels", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
+    daily = daily_label_table(panel, trading_dates(panel, start, end))
+    span = f"date >= DATE '{start}' AND date < DATE '{end}'"
+    wh.replace_many([("labels", table, span), ("labels_daily", daily, span)])
     realised = table["y_raw"].is_not_null().mean() if table.height else 0.0
-    return dg.MaterializeResult(metadata={"rows": table.height, "realised_share": round(float(realised or 0), 4),
+    return dg.MaterializeResult(metadata={"rows": table.height, "daily_rows": daily.height,
+                                          "realised_share": round(float(realised or 0), 4),
                                           "cannot_buy_share": round(float(table["cannot_buy"].mean() or 0), 4)})
 
 

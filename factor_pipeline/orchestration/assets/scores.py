@@ -19,6 +19,7 @@ from factor_pipeline.orchestration.resources import MlflowResource, WarehouseRes
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 HISTORY = dg.TimeWindowPartitionMapping(start_offset=-52 * 4 - 4)
+DAILY = {"weak_factors": "weak_factors_daily", "labels": "labels_daily"}
 
 
 class ScoresConfig(dg.Config):
@@ -51,13 +52,23 @@ def _checks(asset: str, table: pl.DataFrame, fits: list) -> list[dg.AssetCheckRe
 
 def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, config: ScoresConfig,
           tables: tuple[str, ...]) -> tuple:
+    """The tables over the weeks and the training years before them, and the signal dates of the weeks.
+
+    `weak_factors` and `labels` are read daily (`weak_factors_daily`, `labels_daily`: every trading
+    date, the combiner's training rows) where the warehouse has them; predictions stay on the signal
+    dates of the weekly tables."""
     wh = warehouse.get()
     start, end = window_dates(context)
     since = start - timedelta(days=366 * (config.train_years + 1))
     with wh.connect(read_only=True) as con:
+        have = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
         span = f"date >= DATE '{since}' AND date < DATE '{end}'"
-        frames = [con.sql(f"SELECT * FROM {t} WHERE {span}").pl() for t in tables]
-    return wh, start, end, frames
+        frames = [con.sql(f"SELECT * FROM {DAILY.get(t, t) if DAILY.get(t) in have else t} WHERE {span}").pl()
+                  for t in tables]
+        dates = [r[0] for r in con.execute(
+            f"SELECT DISTINCT date FROM weak_factors WHERE date >= DATE '{start}' AND date < DATE '{end}' "
+            "ORDER BY date").fetchall()] if "weak_factors" in have else []
+    return wh, start, end, dates, frames
 
 
 @dg.asset(
@@ -78,8 +89,7 @@ def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, confi
 )
 def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
            mlflow: MlflowResource) -> dg.MaterializeResult:
-    wh, start, end, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
-    dates = sorted({d for d in weak["date"].to_list() if start <= d < end}) if weak.height else []
+    wh, start, end, dates, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
     cfg = config.combiner()
     res = model_scores(weak, labels, dates, cfg)
     tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
@@ -87,7 +97,9 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
                 for m, fits in res.fits.items()}
     if res.scores.height:
         wh.replace_rows("scores", res.scores, f"date >= DATE '{start}' AND date < DATE '{end}'")
-    meta: dict = {"rows": res.scores.height, "signal_dates": len(dates)}
+    meta: dict = {"rows": res.scores.height, "signal_dates": len(dates),
+                  "training_rows_per_fit": round(float(sum(f.train_rows for fs in res.fits.values() for f in fs))
+                                                 / max(1, sum(len(fs) for fs in res.fits.values())))}
     for model, why in res.not_runnable.items():
         context.log.warning(f"{model} is not runnable: {why}")
         meta[f"{model}_not_runnable"] = why
@@ -121,9 +133,8 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
 )
 def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
                     mlflow: MlflowResource) -> dg.MaterializeResult:
-    wh, start, end, (weak, labels, feats) = _read(warehouse, context, config,
-                                                 ("weak_factors", "labels", "alpha158_features"))
-    dates = sorted({d for d in weak["date"].to_list() if start <= d < end}) if weak.height else []
+    wh, start, end, dates, (weak, labels, feats) = _read(warehouse, context, config,
+                                                        ("weak_factors", "labels", "alpha158_features"))
     cfg = config.combiner()
     ew = equal_weight(weak, dates).with_columns(model=pl.lit("equal_weight"))
     gb, fits = gbdt_handcrafted(feats, labels, dates, cfg)

@@ -1,5 +1,6 @@
 """Weak-factor assets: per dataset, rolling out-of-sample ResNet/GRU models and their weak factors
-at every signal date of the partitions (warehouse table `weak_factors`).
+at every signal date of the partitions (warehouse table `weak_factors`) and at every trading date
+(table `weak_factors_daily`, what the combiner learns from).
 
 Models are retrained per calendar year of signal dates on the labels realised before that year's
 first signal; a weekly partition reuses its year's model from the cache (same data, same config)
@@ -16,7 +17,7 @@ from factor_pipeline.audit.checks import finite_scores
 from factor_pipeline.config import TRAINING
 from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
-from factor_pipeline.datasets.weekly import history_start, signal_dates
+from factor_pipeline.datasets.weekly import history_start, signal_dates, trading_dates
 from factor_pipeline.evaluation.ic import ic_summary
 from factor_pipeline.models.tracking import ModelCache
 from factor_pipeline.models.trainer import TrainConfig
@@ -74,17 +75,20 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         panel = panel_from_warehouse(wh, history_start(first_needed, DATASETS[name].lookback),
                                      end - timedelta(days=1), PANEL_PARTS[name])
         dates = signal_dates(panel, start, end)
+        every = trading_dates(panel, start, end)
         try:
-            run = weak_factors(name, panel, dates, cfg, config.n_factors, torch_device.get(), ModelCache(),
+            run = weak_factors(name, panel, every, cfg, config.n_factors, torch_device.get(), ModelCache(),
                                mlflow.uri(), {"dagster_run_id": context.run_id,
-                                              "partitions": f"{start}..{end - timedelta(days=1)}"})
+                                              "partitions": f"{start}..{end - timedelta(days=1)}"}, signal=dates)
         except DatasetUnavailable as exc:
             context.log.warning(str(exc))
             return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0}, check_results=[
                 dg.AssetCheckResult(check_name="finite_weak_factors", passed=True, metadata={"rows": 0})])
-        if run.table.height:
-            wh.replace_rows("weak_factors", run.table,
-                            f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'")
+        daily = run.table
+        run.table = daily.filter(pl.col("date").is_in([panel.dates[t].astype(object) for t in dates]))
+        if daily.height:
+            where = f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'"
+            wh.replace_many([("weak_factors", run.table, where), ("weak_factors_daily", daily, where)])
         ic = ic_summary(run.oos_ic)
         values = [c for c in run.table.columns if c.startswith("z_") or c == "output"]
         long = run.table.unpivot(values, index=["code", "date"], value_name="score") if run.table.height \
@@ -92,7 +96,8 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         ok, details = finite_scores(long)
         return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
             check_name="finite_weak_factors", passed=ok, metadata=details)], metadata={
-            "rows": run.table.height, "signal_dates": len(dates), "fits_trained": run.trained,
+            "rows": run.table.height, "signal_dates": len(dates), "daily_rows": daily.height,
+            "trading_dates": len(every), "fits_trained": run.trained,
             "fits_reused": run.reused, "registered_versions": ", ".join(run.registered) or "none",
             "oos_rank_ic_mean": ic["rank_ic_mean"], "oos_icir": ic["icir"],
             "oos_ic_positive_share": ic["ic_positive_share"],
