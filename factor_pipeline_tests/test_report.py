@@ -18,7 +18,7 @@ from factor_pipeline.report.build import write_evaluation, write_html
 from factor_pipeline.report.metrics import SCHEMA, validate_metrics
 
 NAMES = ("week", "msnew", "day", "ms", "l2", "model1", "model2", "model3", "model4", "equal_weight",
-         "gbdt_handcrafted", "oracle")
+         "alpha158_lgbm", "oracle")
 
 
 def _inputs(n: int = 120, weeks: int = 60, seed: int = 0):
@@ -83,7 +83,7 @@ def test_metrics_json_validates_and_a_broken_one_does_not(tmp_path):
     assert on_disk == doc
     assert set(doc["models"]) == {"model1", "model2", "model3", "model4"}
     assert doc["not_runnable"] == {"model_wd": "no scores in this run"}
-    assert set(doc["baselines"]) == {"equal_weight", "gbdt_handcrafted"}
+    assert set(doc["baselines"]) == {"equal_weight", "alpha158_lgbm"}
     assert doc["oracle_rank_ic_mean"]["csi_all"] == pytest.approx(1.0)
     assert doc["orderings"]["week > day"]["holds"] is True  # week is the least noisy score
     assert doc["orderings"]["model1..4 > best single dataset"]["holds"] is False
@@ -98,7 +98,7 @@ def test_metrics_json_validates_and_a_broken_one_does_not(tmp_path):
     assert SCHEMA["required"] == ["datasets", "models", "baselines", "portfolios", "oracle_rank_ic_mean", "run"]
     # the report is built from the folder alone
     html = write_html(tmp_path).read_text()
-    for part in ("Table 1", "Table 2", "Table 7", "model4", "gbdt_handcrafted", "data:image/png;base64"):
+    for part in ("Table 1", "Table 2", "Table 7", "model4", "alpha158_lgbm", "data:image/png;base64"):
         assert part in html
     assert pl.read_parquet(tmp_path / "scores.parquet").columns == ["code", "date", "model", "score"]
 

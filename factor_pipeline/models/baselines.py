@@ -2,20 +2,26 @@
 
 equal_weight      the mean of the datasets' outputs, each z-scored across the stocks of the date:
                   what the weak factors give without a combiner
-gbdt_handcrafted  XGBoost on the Alpha158-style daily-bar features (`datasets.alpha158`), rolled
-                  yearly on labels realised before the prediction year exactly like Model1-4: the
-                  peer a user would pick instead of the report's networks
+alpha158_lgbm     Qlib's LightGBM on Alpha158 (`models.peer`): the peer a user would pick instead of
+                  the report's networks
+and, beyond the report, `model_wd_alpha`: the same booster over Alpha158 and the week/day weak
+factors, which answers whether the deep factors add anything to the hand-crafted ones.
 """
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 
-from factor_pipeline.models.combiner import CombinerConfig, CombinerFit, cross_sectional_z, rolling_scores
+from factor_pipeline.datasets.panel import Panel
+from factor_pipeline.models.combiner import feature_frame
+from factor_pipeline.models.peer import WARMUP, PeerConfig, PeerFit, panel_rows, rolling_peer, with_weak_factors
 
-BASELINES = ("equal_weight", "gbdt_handcrafted")
+BASELINES = ("equal_weight", "alpha158_lgbm")
+EXTRA_MODELS = ("model_wd_alpha",)  # scored beside the baselines, reported with the models
+WD_ALPHA_DATASETS = ("week", "day")
 
 
 def equal_weight(weak: pl.DataFrame, predict_dates: list[date]) -> pl.DataFrame:
@@ -28,9 +34,15 @@ def equal_weight(weak: pl.DataFrame, predict_dates: list[date]) -> pl.DataFrame:
     return z.group_by("code", "date").agg(score=pl.col("output").mean()).drop_nulls("score").sort("date", "code")
 
 
-def gbdt_handcrafted(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
-                     cfg: CombinerConfig) -> tuple[pl.DataFrame, list[CombinerFit]]:
-    """code, date, score from yearly XGBoost fits on the hand-crafted features (code, date, a_*)."""
-    cols = [c for c in features.columns if c.startswith("a_")]
-    feats = cross_sectional_z(features.select("code", "date", *cols), cols)
-    return rolling_scores(feats, labels, predict_dates, CombinerConfig(**{**cfg.__dict__, "standardise": False}))
+def alpha_models(panel: Panel, weak_daily: pl.DataFrame, predict_dates: list[date], cfg: PeerConfig,
+                 cache_dir: Path | None = None) -> dict[str, tuple[pl.DataFrame, list[PeerFit]]]:
+    """`alpha158_lgbm` and, where the week and day weak factors exist, `model_wd_alpha`: yearly LightGBM
+    fits on every trading date of the panel (after the features' warm-up), scored at `predict_dates`."""
+    rows = panel_rows(panel, list(range(WARMUP, len(panel.dates))))
+    out = {"alpha158_lgbm": rolling_peer(rows, rows, predict_dates, cfg, "alpha158_lgbm", cache_dir)}
+    have = set(weak_daily["dataset"].unique()) if weak_daily.height else set()
+    if set(WD_ALPHA_DATASETS) <= have:
+        both = with_weak_factors(rows, feature_frame(weak_daily, WD_ALPHA_DATASETS))
+        del rows
+        out["model_wd_alpha"] = rolling_peer(both, both, predict_dates, cfg, "model_wd_alpha", cache_dir)
+    return out

@@ -131,3 +131,23 @@ def log_fit(name: str, res: FitResult, cfg: TrainConfig, net_cfg: WeakFactorConf
                                         serialization_format="pickle",
                                         registered_model_name=f"factor_pipeline.weak.{name}")
     return str(getattr(info, "registered_model_version", "") or "")
+
+
+def log_peer_fit(model_name: str, fit, cfg, tags: dict[str, str], tracking_uri: str | None = None) -> str:
+    """Log one yearly LightGBM fit (the Alpha158 peer, model_wd_alpha) with its training and validation
+    spans and early-stopping round; register it as `factor_pipeline.baseline.<model_name>`."""
+    exp_id = _experiment(tracking_uri, SCORE_EXPERIMENT)
+    import mlflow
+    import mlflow.lightgbm
+
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"score.{model_name}.{fit.period}", tags=tags):
+        mlflow.log_params({**{f"lgb.{k}": v for k, v in asdict(cfg).items()}, "model": model_name,
+                           "year": fit.year, "train_rows": fit.train_rows,
+                           "train_first_date": str(fit.train_first), "train_last_date": str(fit.train_last),
+                           "valid_first_date": str(fit.valid_first), "valid_last_date": str(fit.valid_last),
+                           "last_label_realised_on": str(fit.last_realised), "n_features": len(fit.features)})
+        mlflow.log_metrics({"best_iteration": fit.best_iteration,
+                            **({"valid_rank_ic": fit.valid_rank_ic} if np.isfinite(fit.valid_rank_ic) else {})})
+        info = mlflow.lightgbm.log_model(fit.model, name="model", pip_requirements=["lightgbm"],
+                                         registered_model_name=f"factor_pipeline.baseline.{model_name}")
+    return str(getattr(info, "registered_model_version", "") or "")

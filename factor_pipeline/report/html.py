@@ -9,8 +9,11 @@ from pathlib import Path
 
 import polars as pl
 
-from factor_pipeline.models.combiner import MODELS
+from factor_pipeline.models.baselines import EXTRA_MODELS
+from factor_pipeline.models.combiner import MODELS as _COMBINED
 from factor_pipeline.report.metrics import DATASET_NAMES
+
+MODELS = (*_COMBINED, *EXTRA_MODELS)
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}

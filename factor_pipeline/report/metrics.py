@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from factor_pipeline.evaluation.evaluate import UNIVERSES, Evaluation
-from factor_pipeline.models.baselines import BASELINES
+from factor_pipeline.models.baselines import BASELINES, EXTRA_MODELS
 from factor_pipeline.models.combiner import MODELS, REPORT_MODELS
 
 DATASET_NAMES = ("week", "msnew", "day", "ms", "l2")
@@ -54,7 +54,8 @@ SCHEMA: dict = {
     "properties": {
         "datasets": {"type": "object", "propertyNames": {"enum": list(DATASET_NAMES)},
                      "additionalProperties": _by_universe},
-        "models": {"type": "object", "propertyNames": {"enum": list(MODELS)}, "additionalProperties": _by_universe},
+        "models": {"type": "object", "propertyNames": {"enum": [*MODELS, *EXTRA_MODELS]},
+                   "additionalProperties": _by_universe},
         "baselines": {"type": "object", "propertyNames": {"enum": list(BASELINES)},
                       "additionalProperties": _by_universe},
         "portfolios": {"type": "object", "propertyNames": {"enum": [u for u in UNIVERSES if u != "csi_all"]},
@@ -146,7 +147,7 @@ def build_metrics(ev: Evaluation, run: dict, portfolios: dict | None = None,
     for name, per in ev.metrics.items():
         if name in DATASET_NAMES:
             out["datasets"][name] = per
-        elif name in MODELS:
+        elif name in MODELS or name in EXTRA_MODELS:
             out["models"][name] = per
         elif name in BASELINES:
             out["baselines"][name] = per

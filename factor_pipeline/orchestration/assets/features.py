@@ -61,8 +61,9 @@ def common_factors(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 @dg.asset(
     group_name="datasets", deps=[dg.AssetDep("daily_bars", partition_mapping=HISTORY)],
     partitions_def=rebalance_weeks, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb"},
-    description="Alpha158-style hand-crafted daily-bar features at each signal date for the stocks of the "
-                "sample universe, the inputs of the `gbdt_handcrafted` baseline (table `alpha158_features`).",
+    description="Qlib's Alpha158 (158 daily-bar features) at each signal date for the stocks of the sample "
+                "universe (table `alpha158_features`): what the `alpha158_lgbm` peer scores (it computes them on "
+                "every trading date itself for training).",
 )
 def alpha158_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     wh, start, end, panel, ts = _panel(warehouse, context, frozenset())

@@ -7,18 +7,22 @@ import dagster as dg
 import polars as pl
 
 from factor_pipeline.audit.checks import every_date_scored, finite_scores, labels_before_prediction
+from factor_pipeline.config import home
 from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.evaluation.ic import ic_summary, rank_ic
-from factor_pipeline.models.baselines import equal_weight, gbdt_handcrafted
+from factor_pipeline.models.baselines import alpha_models, equal_weight
 from factor_pipeline.models.combiner import MODELS, CombinerConfig
+from factor_pipeline.models.peer import PeerConfig
 from factor_pipeline.models.scores import model_scores
-from factor_pipeline.models.tracking import log_combiner_fit
+from factor_pipeline.models.tracking import log_combiner_fit, log_peer_fit
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
 from factor_pipeline.orchestration.resources import MlflowResource, WarehouseResource
 
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 HISTORY = dg.TimeWindowPartitionMapping(start_offset=-52 * 4 - 4)
+ALL_BEFORE = dg.TimeWindowPartitionMapping(start_offset=-52 * 12, allow_nonexistent_upstream_partitions=True)
 DAILY = {"weak_factors": "weak_factors_daily", "labels": "labels_daily"}
 
 
@@ -120,35 +124,48 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
 @dg.asset(
     group_name="scores",
     deps=[dg.AssetDep(f"weak_factors_{n}", partition_mapping=HISTORY) for n in DATASETS]
-    + [dg.AssetDep("labels", partition_mapping=HISTORY), dg.AssetDep("alpha158_features", partition_mapping=HISTORY)],
+    + [dg.AssetDep("labels", partition_mapping=HISTORY), dg.AssetDep("daily_bars", partition_mapping=ALL_BEFORE)],
     partitions_def=rebalance_weeks,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"xgboost", "duckdb", "mlflow"},
+    kinds={"lightgbm", "duckdb", "mlflow"},
     check_specs=[dg.AssetCheckSpec("finite_scores", asset="baseline_scores", description="no NaN or infinite score"),
                  dg.AssetCheckSpec("point_in_time", asset="baseline_scores",
-                                   description="every GBDT fit saw only labels realised before its first prediction")],
-    description="The baselines on the same dates as Model1-4 (table `baseline_scores`): `equal_weight` (mean of "
-                "the datasets' z-scored outputs) and `gbdt_handcrafted` (XGBoost on Alpha158-style features, "
-                "same yearly rolling; registered as `factor_pipeline.baseline.gbdt_handcrafted`).",
+                                   description="every LightGBM fit saw only labels realised before its first "
+                                               "prediction")],
+    description="The baselines and the Alpha158 models on the signal dates (table `baseline_scores`): "
+                "`equal_weight` (mean of the datasets' z-scored outputs), `alpha158_lgbm` (Qlib's LightGBM on "
+                "Alpha158 with Qlib's settings: every trading date of an expanding window, half-year validation, "
+                "early stopping, yearly refit) and `model_wd_alpha` (the same over Alpha158 + the week/day weak "
+                "factors). Every fit is an MLflow run and a version of `factor_pipeline.baseline.<name>`.",
 )
 def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
                     mlflow: MlflowResource) -> dg.MaterializeResult:
-    wh, start, end, dates, (weak, labels, feats) = _read(warehouse, context, config,
-                                                        ("weak_factors", "labels", "alpha158_features"))
-    cfg = config.combiner()
+    wh, start, end, dates, (weak,) = _read(warehouse, context, config, ("weak_factors",))
+    with wh.connect(read_only=True) as con:
+        first = con.execute("SELECT min(date) FROM daily_bars").fetchone()[0]
+    panel = panel_from_warehouse(wh, first, end - timedelta(days=1), frozenset())
     ew = equal_weight(weak, dates).with_columns(model=pl.lit("equal_weight"))
-    gb, fits = gbdt_handcrafted(feats, labels, dates, cfg)
+    cfg = PeerConfig(seed=config.seed)
+    res = alpha_models(panel, weak, dates, cfg, home() / "models" / "peer")
     tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
-    versions = [log_combiner_fit("gbdt_handcrafted", f, cfg, ("alpha158",), tags, mlflow.uri(),
-                                 "factor_pipeline.baseline") for f in fits]
-    # like Model1-4, a baseline scores only the years it has a fit for: the same dates are compared
-    gb = gb.with_columns(model=pl.lit("gbdt_handcrafted"))
-    ew = ew.filter(pl.col("date").is_in(gb["date"].unique().implode()))
-    table = pl.concat([f.select("code", "date", "model", pl.col("score").cast(pl.Float64)) for f in (ew, gb)])
+    meta: dict = {"signal_dates": len(dates)}
+    frames, fits = [], []
+    for name, (sc, fs) in res.items():
+        versions = [log_peer_fit(name, f, cfg, tags, mlflow.uri()) for f in fs]
+        frames.append(sc.with_columns(model=pl.lit(name)))
+        fits += fs
+        meta[f"{name}_fits"] = len(fs)
+        meta[f"{name}_registered_versions"] = ", ".join(versions) or "none"
+        meta[f"{name}_best_iterations"] = ", ".join(f"{f.year}: {f.best_iteration}" for f in fs) or "none"
+        meta[f"{name}_valid_rank_ic"] = ", ".join(f"{f.year}: {f.valid_rank_ic:.4f}" for f in fs) or "none"
+    # like Model1-4, the baselines score only the years the peer has a fit for: the same dates are compared
+    peer_dates = res["alpha158_lgbm"][0]["date"].unique().implode()
+    frames.append(ew.filter(pl.col("date").is_in(peer_dates)))
+    table = pl.concat([f.select("code", "date", "model", pl.col("score").cast(pl.Float64)) for f in frames])
     if table.height:
         wh.replace_rows("baseline_scores", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
-    meta: dict = {"rows": table.height, "signal_dates": len(dates), "gbdt_fits": len(fits),
-                  "gbdt_registered_versions": ", ".join(versions) or "none"}
+    meta["rows"] = table.height
+    _, _, _, _, (labels,) = _read(warehouse, context, config, ("labels",))
     j = table.join(labels.select("code", "date", "y_raw"), on=["code", "date"]).drop_nulls("y_raw")
     for (model,), g in j.group_by("model"):
         ics = [rank_ic(d["score"].to_numpy(), d["y_raw"].to_numpy()) for _, d in g.group_by("date") if d.height >= 10]
