@@ -150,7 +150,7 @@ def _qlib_reference(p: Panel, t: int) -> dict[str, np.ndarray]:
            "KSFT": (2 * c - h - lo) / o, "VWAP0": col["vwap"] / c, "LOW0": lo / c}
     dc, dv = c - c.shift(1), v - v.shift(1)
     for d in (5, 10, 20, 30, 60):
-        roll = lambda x: x.rolling(d, min_periods=1)  # noqa: E731
+        roll = lambda x, d=d: x.rolling(d, min_periods=1)  # noqa: E731
         out[f"ROC{d}"] = c.shift(d) / c
         out[f"MA{d}"] = roll(c).mean() / c
         out[f"STD{d}"] = roll(c).std() / c
