@@ -62,9 +62,13 @@ TRAINING: dict[str, dict] = {
     "tiny": {"epochs": 3, "patience": 1, "date_stride": 3, "train_years": 2},
     "demo": {"epochs": 4, "patience": 2, "date_stride": 5, "train_years": 3},
     "full": {"epochs": 12, "patience": 3, "date_stride": 1, "train_years": 4},
-    # real daily bars on 2 CPU cores: every 10th trading date, the label horizon, so no two training
-    # labels overlap (stride 5 would repeat half of each 10-day return) at half the demo's cost
-    "real": {"epochs": 4, "patience": 2, "date_stride": 10, "train_years": 3},
+    # real daily bars on 2 CPU cores: every trading date of the window is a candidate, each epoch a
+    # fresh draw of 60 of them (so 6 epochs reach ~360 dates, where a stride of 10 saw the same ~56
+    # four times); validation on every 10th date of the purged tail (non-overlapping labels); two
+    # seeds averaged. Chosen on 2017 (the first out-of-sample year): week 0.076 -> 0.089, day 0.087 ->
+    # 0.100 against the former stride-10 preset; 2019 was not looked at to choose it.
+    "real": {"epochs": 6, "patience": 2, "date_stride": 1, "dates_per_epoch": 60, "valid_every": 10, "seeds": 2,
+             "train_years": 3},
 }
 
 

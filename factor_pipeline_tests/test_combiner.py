@@ -87,3 +87,41 @@ def test_models_without_their_datasets_are_reported_not_runnable():
     res = model_scores(full, labels, [d for d in dates if d.year == 2018], CombinerConfig(n_estimators=20))
     assert res.not_runnable == {} and set(res.scores["model"].unique()) == set(MODELS)
     assert all(len(v) > 10 for v in res.oos_ic.values())
+
+
+def test_the_combiner_falls_back_to_the_mean_when_the_tree_cannot_beat_it():
+    """Two weak factors that each carry the same additive signal, plus noise columns: the purged time
+    folds pick the mean (or the blend), and the score is no worse than the better input."""
+    rng = np.random.default_rng(4)
+    dates = [date(2016, 1, 8) + timedelta(weeks=w) for w in range(160)]
+    rows, labels = [], []
+    for d in dates:
+        s = rng.normal(size=150)
+        y = s + rng.normal(scale=6.0, size=150)
+        codes = [f"{i:06d}.SH" for i in range(150)]
+        for ds in ("day", "week"):
+            out = s + rng.normal(scale=1.0, size=150)
+            rows.append(pl.DataFrame({"code": codes, "date": d, "dataset": ds, "z_1": rng.normal(size=150),
+                                      "z_2": rng.normal(size=150), "output": out}))
+        labels.append(pl.DataFrame({"code": codes, "date": d, "y_std": (y - y.mean()) / y.std(), "y_raw": y,
+                                    "realised_on": d + timedelta(days=15)}))
+    weak, lab = pl.concat(rows), pl.concat(labels)
+    feats = feature_frame(weak, ("week", "day"))
+    pred = [d for d in dates if d.year == 2018]
+    scores, fits = rolling_scores(feats, lab, pred, CombinerConfig(n_estimators=200, train_years=2))
+    assert fits[0].chosen in ("mean", "blend") and set(fits[0].valid_rank_ic) == {"tree", "mean", "blend"}
+    j = scores.join(lab, on=["code", "date"]).join(feats, on=["code", "date"])
+    ic = {k: np.mean([rank_ic(g[k].to_numpy(), g["y_raw"].to_numpy()) for _, g in j.group_by("date")])
+          for k in ("score", "day_output", "week_output")}
+    assert ic["score"] >= max(ic["day_output"], ic["week_output"]) - 0.005
+    tree_only, _ = rolling_scores(feats, lab, pred, CombinerConfig(n_estimators=200, train_years=2, select=False))
+    jt = tree_only.join(lab, on=["code", "date"])
+    assert ic["score"] > np.mean([rank_ic(g["score"].to_numpy(), g["y_raw"].to_numpy()) for _, g in jt.group_by("date")])
+
+
+def test_a_non_linear_market_keeps_the_tree():
+    weak, labels, dates = _market()
+    feats = feature_frame(weak, ("week", "day"))
+    _, fits = rolling_scores(feats, labels, [d for d in dates if d.year == 2018],
+                             CombinerConfig(n_estimators=100, train_years=2))
+    assert fits[0].chosen in ("tree", "blend") and fits[0].valid_rank_ic["tree"] > fits[0].valid_rank_ic["mean"]

@@ -117,6 +117,7 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
         meta[f"{model}_rank_ic_mean"], meta[f"{model}_icir"] = s["rank_ic_mean"], s["icir"]
         meta[f"{model}_ic_positive_share"] = s["ic_positive_share"]
         meta[f"{model}_fits"] = len(res.fits[model])
+        meta[f"{model}_chosen"] = ", ".join(f"{f.period}: {f.chosen}" for f in res.fits[model]) or "none"
         meta[f"{model}_registered_versions"] = ", ".join(versions[model]) or "none"
     return dg.MaterializeResult(metadata=meta, check_results=checks)
 
