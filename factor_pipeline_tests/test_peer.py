@@ -1,5 +1,5 @@
 """The Alpha158 peer (Qlib's LightGBM protocol) and model_wd_alpha: point in time, purged validation,
-and the weak factors reaching the booster."""
+and the blend of the peer with the deep factors."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from factor_pipeline.datasets.panel import build_panel
 from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.market.io import duckdb_reader, table_files
-from factor_pipeline.models.baselines import alpha_models
-from factor_pipeline.models.peer import WARMUP, PeerConfig, panel_rows, rolling_peer, with_weak_factors
+from factor_pipeline.models.baselines import alpha_models, wd_alpha
+from factor_pipeline.models.peer import WARMUP, PeerConfig, panel_rows, rolling_peer
 
 FAST = PeerConfig(num_boost_round=40, early_stopping_rounds=5, num_leaves=15, lambda_l1=1.0, lambda_l2=1.0)
 
@@ -61,27 +61,32 @@ def test_the_peer_never_sees_a_label_realised_after_its_year_starts(panel, rows)
     assert s1["date"].n_unique() == len(pred) and s1["score"].is_finite().all()
 
 
-def test_weak_factors_reach_model_wd_alpha(panel, rows):
-    """A weak factor that holds the label's sign gives model_wd_alpha a far better RankIC than the peer."""
+def test_model_wd_alpha_is_the_mean_of_the_z_scored_peer_and_deep_scores(panel, rows):
+    """By hand on the rows, and a weak factor that holds the label lifts it far above the peer."""
     pred = _predict_dates(panel)
     rng = np.random.default_rng(0)
-    informative = np.nan_to_num(rows.y) + rng.normal(scale=1.0, size=len(rows.y))
-    weak = pl.DataFrame({"code": rows.code, "date": rows.date, "week_output": informative,
-                         "day_output": rng.normal(size=len(rows.y))}).with_columns(pl.col("date").cast(pl.Date))
-    weak = weak.filter(pl.col("date") >= date(2016, 6, 1))
-    both = with_weak_factors(rows, weak)
-    assert both.x.shape[1] == 160 and both.features[-2:] == ["week_output", "day_output"]
-    assert both.date.min() >= np.datetime64("2016-06-01")
+    labelled = pl.DataFrame({"code": rows.code, "date": rows.date, "y": rows.y_raw}).with_columns(
+        pl.col("date").cast(pl.Date)).filter(pl.col("date").is_in(pred)).drop_nans()
+    n = labelled.height
+    weak = pl.concat([labelled.select("code", "date", dataset=pl.lit("week"),
+                                      output=pl.col("y") + pl.Series(rng.normal(scale=0.05, size=n))),
+                      labelled.select("code", "date", dataset=pl.lit("day"), output=pl.Series(rng.normal(size=n)))])
     peer, _ = rolling_peer(rows, rows, pred, FAST, "alpha158_lgbm")
-    wd, _ = rolling_peer(both, both, pred, FAST, "model_wd_alpha")
-    lab = pl.DataFrame({"code": rows.code, "date": rows.date, "y": rows.y_raw}).with_columns(
-        pl.col("date").cast(pl.Date))
+    got = wd_alpha(peer, weak, pred)
+    z = lambda f, c: (f[c] - f[c].mean()) / f[c].std()  # noqa: E731
+    d0 = labelled["date"].max()
+    p0 = peer.filter(pl.col("date") == d0)
+    w0 = weak.filter(pl.col("date") == d0).pivot("dataset", index="code", values="output")
+    w0 = w0.with_columns(deep=(z(w0, "week") + z(w0, "day")) / 2)
+    hand = p0.with_columns(zp=z(p0, "score")).join(w0.with_columns(zd=z(w0, "deep")), on="code")
+    mine = got.filter(pl.col("date") == d0).join(hand, on="code")
+    np.testing.assert_allclose(mine["score"].to_numpy(), ((mine["zp"] + mine["zd"]) / 2).to_numpy(), atol=1e-9)
 
     def ic(s):
-        j = s.join(lab, on=["code", "date"]).drop_nans()
+        j = s.join(labelled, on=["code", "date"])
         return j.group_by("date").agg(pl.corr(pl.col("score").rank(), pl.col("y").rank()).alias("ic"))["ic"].mean()
 
-    assert ic(wd) > ic(peer) + 0.2
+    assert ic(got) > ic(peer) + 0.2
 
 
 def test_alpha_models_need_week_and_day_for_model_wd_alpha(panel):

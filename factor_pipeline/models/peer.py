@@ -1,5 +1,4 @@
-"""The peer: Qlib's LightGBM on Alpha158 with Qlib's benchmark settings, trained the way Qlib trains it,
-and `model_wd_alpha`: the same booster over Alpha158 *and* the week/day weak factors.
+"""The peer: Qlib's LightGBM on Alpha158 with Qlib's benchmark settings, trained the way Qlib trains it.
 
 Protocol (Qlib's `LGBModel` + `Alpha158` handler, rolled yearly):
 - rows: every trading date, every stock of the sample universe that trades that day (not only the
@@ -33,8 +32,6 @@ from factor_pipeline.datasets import labels as labels_mod
 from factor_pipeline.datasets.alpha158 import FEATURES, alpha158_rows
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.datasets.samples import universe_mask
-
-ALPHA_MODELS = ("alpha158_lgbm", "model_wd_alpha")
 
 
 @dataclass(frozen=True)
@@ -186,18 +183,3 @@ def panel_rows(panel: Panel, ts: list[int]) -> Rows:
     d = panel.dates.astype("datetime64[D]")[t]
     return Rows(x, zscore_by_date(y, d), y, d, cal[np.minimum(due, len(panel.dates))], panel.codes[i],
                 [f"a_{f.lower()}" for f in FEATURES])
-
-
-def with_weak_factors(rows: Rows, weak: pl.DataFrame) -> Rows:
-    """The rows that have weak factors (code, date, <dataset>_<factor> columns), with those columns
-    z-scored across the stocks of each date and appended to the Alpha158 ones."""
-    cols = [c for c in weak.columns if c not in ("code", "date")]
-    z = [((pl.col(c) - pl.col(c).mean().over("date")) / pl.col(c).std().over("date")).fill_nan(None).alias(c)
-         for c in cols]
-    keys = pl.DataFrame({"code": rows.code, "date": rows.date}).with_columns(
-        pl.col("date").cast(pl.Date), _row=pl.int_range(pl.len()))
-    j = keys.join(weak.with_columns(z), on=["code", "date"], how="inner").sort("_row")
-    idx = j["_row"].to_numpy()
-    extra = j.select(cols).to_numpy().astype(np.float32)
-    return Rows(np.hstack([rows.x[idx], extra]), rows.y[idx], rows.y_raw[idx], rows.date[idx],
-                rows.realised_on[idx], rows.code[idx], [*rows.features, *cols])
