@@ -44,6 +44,8 @@ def _expected_oddities(folder: Path) -> dict[str, int]:
         "st_rows": bars.filter(pl.col("is_st").fill_null(False)).height if "is_st" in bars.columns else 0,
         "outside_limits": trading.filter((pl.col("high") > pl.col("limit_up") + LIMIT_TOLERANCE)
                                          | (pl.col("low") < pl.col("limit_down") - LIMIT_TOLERANCE)).height,
+        "vwap_outside_range": bars.filter((pl.col("vwap") < pl.col("low") - 0.005)
+                                          | (pl.col("vwap") > pl.col("high") + 0.005)).height,
         "unknown_industry": stocks.filter(pl.col("industry").is_null()
                                           | (pl.col("industry").str.to_lowercase() == "unknown")).height,
         "members_without_bars": joined.filter(pl.col("is_suspended").is_null()).height,

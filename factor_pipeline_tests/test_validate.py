@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -70,8 +71,8 @@ CASES = {
         close=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("low") - 0.5).otherwise(pl.col("close"))),
         "daily_bars.close: close outside [low, high]"),
     "vwap outside": ("daily_bars", lambda d: d.with_columns(
-        vwap=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("high") * 1.1).otherwise(pl.col("vwap"))),
-        "daily_bars.vwap: vwap outside [low, high]"),
+        vwap=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("high") * 2).otherwise(pl.col("vwap"))),
+        "daily_bars.vwap: vwap outside [low, high] by more than 0.005 and outside the day's limit band"),
     "duplicate key": ("daily_bars", lambda d: pl.concat([d, d.slice(3, 1)]), "daily_bars.code,date: duplicate key"),
     "intraday does not add up": ("intraday_bars", lambda d: d.with_columns(
         volume=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("volume") + 100).otherwise(pl.col("volume"))),
@@ -152,6 +153,9 @@ DATA_CASES = {
                                            "daily_bars.float_shares: zero float_shares on a trading day"),
     "stray date": (_stray_bar, "daily_bars.date: date with bars of fewer than 10% of the median date's stocks"),
     "nan close says NaN only": (_set("close", float("nan")), "daily_bars.close: NaN or inf"),
+    "vwap beyond the limit band": (lambda d: d.with_columns(vwap=pl.when(pl.int_range(pl.len()) == 3)
+                                                            .then(pl.col("limit_up") * 1.01).otherwise(pl.col("vwap"))),
+                                   "daily_bars.vwap: vwap outside [low, high] by more than 0.005 and outside"),
 }
 
 
@@ -193,3 +197,42 @@ def test_bad_bar_values_are_refused_and_the_warehouse_untouched(case, market, sm
     if case == "nan close says NaN only":
         assert "outside [low, high]" not in err
     assert (home / "warehouse.duckdb").read_bytes() == before
+
+
+def test_beijing_stocks_and_an_off_range_vwap_import_as_oddities(small_dir, tmp_path, monkeypatch, capsys):
+    """Board `bse` (+-30% limits) is accepted; a vwap outside [low, high] but inside the limit band is
+    counted as an oddity and read clipped to [low, high] by the panel (labels, images, execution)."""
+    from factor_pipeline.datasets.panel import build_panel
+    from factor_pipeline.market.oddities import count_oddities
+    from factor_pipeline.market.warehouse import Warehouse
+
+    folder = tmp_path / "bse"
+    shutil.copytree(small_dir, folder)
+    stocks = pl.read_parquet(folder / "stocks.parquet")
+    bse = stocks["code"].head(3).to_list()
+    stocks.with_columns(board=pl.when(pl.col("code").is_in(bse)).then(pl.lit("bse")).otherwise(pl.col("board"))
+                        ).write_parquet(folder / "stocks.parquet")
+    bars = pl.read_parquet(folder / "daily_bars.parquet")
+    prev = pl.col("close").shift(1).over("code")
+    wide = pl.col("code").is_in(bse) & prev.is_not_null()
+    bars = bars.sort("code", "date").with_columns(
+        limit_up=pl.when(wide).then((prev * 1.3).round(2)).otherwise("limit_up"),
+        limit_down=pl.when(wide).then((prev * 0.7).round(2)).otherwise("limit_down"))
+    room = wide & ~pl.col("is_suspended") & (pl.col("high") * 1.05 < pl.col("limit_up"))
+    row = bars.with_row_index("_i").filter(room)
+    i, code, day = int(row["_i"][0]), row["code"][0], row["date"][0]
+    high = float(row["high"][0])
+    bars = bars.with_columns(vwap=pl.when(pl.int_range(pl.len()) == i).then(high * 1.04).otherwise("vwap"))
+    bars.write_parquet(folder / "daily_bars.parquet")
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path / "home"))
+    assert main(["import", str(folder)]) == 0, capsys.readouterr().err
+    assert "vwap_outside_range" in capsys.readouterr().out
+    rels = {k: duckdb_reader(v) for k, v in table_files(folder).items()}
+    assert count_oddities(duckdb.connect(), rels)["vwap_outside_range"] == 1
+    wh = Warehouse()
+    with wh.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM stocks WHERE board = 'bse'").fetchall() == [(3,)]
+    with wh.connect(read_only=True) as con:
+        panel = build_panel(con, {t: t for t in ("daily_bars", "index_weights")})
+    t, k = panel.date_index(day), int(np.searchsorted(panel.codes, code))
+    assert panel.field("vwap")[k, t] == pytest.approx(high, rel=1e-6)  # clipped to the day's high

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.datasets import intraday as intraday_sql
+from factor_pipeline.market.oddities import VWAP_ODD
 from factor_pipeline.market.schema import INDICES, L2_FEATURES
 
 INTRADAY_CHUNK = 120  # trading days of 5-minute bars per SQL pass
@@ -84,9 +85,10 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
     where = " AND ".join(
         [f"date >= DATE '{start}'" for _ in [0] if start] + [f"date <= DATE '{end}'" for _ in [0] if end]
     ) or "true"
-    daily = _frame(con,
-        f"SELECT code, date, {', '.join(DAILY_FIELDS)}, is_suspended FROM {rel['daily_bars']} WHERE {where}"
-    )
+    # a vwap off the traded range (an import oddity) is read clipped to [low, high]: no fill could be there
+    cols = ", ".join(f"CASE WHEN {VWAP_ODD} THEN least(greatest(vwap, low), high) ELSE vwap END AS vwap"
+                     if f == "vwap" else f for f in DAILY_FIELDS)
+    daily = _frame(con, f"SELECT code, date, {cols}, is_suspended FROM {rel['daily_bars']} WHERE {where}")
     codes = np.sort(daily["code"].unique().to_numpy()).astype(str)
     dates = np.sort(daily["date"].unique().to_numpy().astype("datetime64[D]"))
     arr = _scatter(daily, codes, dates, list(DAILY_FIELDS))

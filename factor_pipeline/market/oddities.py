@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import duckdb
 
-from factor_pipeline.market.validate import describe
+from factor_pipeline.market.validate import VWAP_TOLERANCE, describe
 
 LIMIT_TOLERANCE = 0.005  # half a tick: a close on its limit may be rounded either way
+# a vwap off the traded range by more than half a tick (the rows the validator lets through)
+VWAP_ODD = f"(vwap < low - {VWAP_TOLERANCE} OR vwap > high + {VWAP_TOLERANCE})"
 
 # oddity -> how the pipeline treats it (README "Real data")
 HANDLING: dict[str, str] = {
@@ -20,6 +22,9 @@ HANDLING: dict[str, str] = {
     "st_rows": "ST names: their 5% limits are used as given",
     "outside_limits": "a price beyond the day's limits (relisting days): kept as real; a close at or "
                       "above limit_up still blocks buying",
+    "vwap_outside_range": "vwap outside [low, high] but inside the day's limit band (a vendor amount with "
+                          "off-auction trades): the vwap is read clipped to [low, high] everywhere (execution, "
+                          "labels, images)",
     "unknown_industry": "stocks with industry 'unknown': one more industry in the risk model and the "
                         "industry constraint",
     "members_without_bars": "index members with no daily bar on a weight date: not a sample, untradable; "
@@ -38,10 +43,11 @@ def count_oddities(con: duckdb.DuckDBPyConnection, rels: dict[str, str]) -> dict
                count(*) FILTER (WHERE volume = 0 AND NOT is_suspended),
                {st},
                count(*) FILTER (WHERE NOT is_suspended AND (high > limit_up + {LIMIT_TOLERANCE}
-                                                           OR low < limit_down - {LIMIT_TOLERANCE}))
+                                                           OR low < limit_down - {LIMIT_TOLERANCE})),
+               count(*) FILTER (WHERE {VWAP_ODD})
         FROM {bars}""").fetchone()
-    out = dict(zip(("null_limits", "suspended_rows", "zero_volume_trading", "st_rows", "outside_limits"),
-                   (int(v or 0) for v in row), strict=True))
+    out = dict(zip(("null_limits", "suspended_rows", "zero_volume_trading", "st_rows", "outside_limits",
+                    "vwap_outside_range"), (int(v or 0) for v in row), strict=True))
     out["unknown_industry"] = int(con.execute(
         f"SELECT count(*) FROM {rels['stocks']} WHERE industry IS NULL OR lower(industry) = 'unknown'").fetchone()[0])
     if "index_weights" in rels:

@@ -48,7 +48,7 @@ STOCKS = Table(
     (
         _c("code", STR, "exchange code, e.g. 600000.SH"),
         _c("industry", STR, "industry name (31 SW-L1-like names on the synthetic market)"),
-        _c("board", STR, "main / chinext / star"),
+        _c("board", STR, "main / chinext / star / bse (Beijing Stock Exchange, from 2021-11-15, +-30% limits)"),
         _c("list_date", DATE, "first trading date"),
         _c("delist_date", DATE, "first date no longer listed (rows end the trading day before)", True),
     ),

@@ -16,7 +16,7 @@ VWAP_TOLERANCE = 0.005  # half a tick: real vwap = amount / volume may sit just 
 AGG_PRICE_TOL = 1e-6
 AGG_REL_TOL = 1e-6
 WEIGHT_SUM_TOL = 1e-6
-BOARDS = ("main", "chinext", "star")
+BOARDS = ("main", "chinext", "star", "bse")  # bse: Beijing Stock Exchange, from 2021-11-15, +-30%
 SPARSE_DATE_SHARE = 0.1  # a market that grows 5x over its history still has >= 20% of its median on day one
 MAX_EXAMPLES = 5
 _SQL_TYPE = {STR: "VARCHAR", DATE: "DATE", FLOAT: "DOUBLE", BOOL: "BOOLEAN", TIME: "TIME"}
@@ -176,9 +176,16 @@ class Validator:
                 rules.append((p, f"{p} outside [low, high]",
                               f"({p} < low OR {p} > high) AND {_finite(p, 'low', 'high')}", [*key, p, "low", "high"]))
             if "vwap" in table.names:
-                rules.append(("vwap", f"vwap outside [low, high] by more than {VWAP_TOLERANCE}",
-                              f"(vwap < low - {VWAP_TOLERANCE} OR vwap > high + {VWAP_TOLERANCE}) "
-                              f"AND {_finite('vwap', 'low', 'high')}", [*key, "vwap", "low", "high"]))
+                # outside the traded range but inside the limit band (or on a day without limits) is a
+                # vendor's amount that counts off-auction trades: an oddity (oddities.py), not refused
+                t = VWAP_TOLERANCE
+                band = "limit_up IS NOT NULL AND limit_down IS NOT NULL"
+                rules.append(("vwap", f"vwap outside [low, high] by more than {t} and outside the day's limit "
+                                      "band [limit_down, limit_up]",
+                              f"(vwap < low - {t} OR vwap > high + {t}) AND {band} "
+                              f"AND (vwap < limit_down - {t} OR vwap > limit_up + {t}) "
+                              f"AND {_finite('vwap', 'low', 'high')}",
+                              [*key, "vwap", "low", "high", "limit_down", "limit_up"]))
         for c in ("volume", "amount"):
             if c in table.names:
                 rules.append((c, "negative", f"{c} < 0 AND {_finite(c)}", [*key, c]))
