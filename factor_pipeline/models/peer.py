@@ -176,7 +176,10 @@ def panel_rows(panel: Panel, ts: list[int]) -> Rows:
     """Alpha158 rows of every stock of the sample universe trading at each of the dates `ts`, with
     the label (labels.forward_returns: the only forward-looking part) and the date it is realised."""
     live = universe_mask(panel) & panel.listed & ~panel.suspended
-    x, i, t = alpha158_rows(panel, ts, live)
+    keep = np.flatnonzero(live.any(axis=1))  # a narrowed universe computes only its stocks' features
+    sub = Panel(panel.codes[keep], panel.dates, panel.daily[keep], panel.listed[keep], panel.suspended[keep])
+    x, k, t = alpha158_rows(sub, ts, live[keep])
+    i = keep[k]
     y = labels_mod.forward_returns(panel)[i, t]
     due = t + labels_mod.HORIZON + 1
     cal = np.r_[panel.dates.astype("datetime64[D]"), np.datetime64("NaT", "D")]
