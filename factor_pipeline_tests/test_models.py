@@ -43,6 +43,14 @@ def _data(panel, base, name, y=None) -> TrainData:
     return TrainData(base, m, labels_mod.standardised(y, m), y, panel.codes, panel.dates)
 
 
+def _late_scrambled(panel, base, name, first: int, seed: int) -> TrainData:
+    """The dataset's training data with every label realised on or after panel date `first` replaced by noise."""
+    y = labels_mod.forward_returns(panel).copy()
+    late = np.arange(y.shape[1]) + HORIZON + 1 >= first
+    y[:, late] = np.random.default_rng(seed).normal(size=(y.shape[0], late.sum()))
+    return _data(panel, base, name, y)
+
+
 def _oos_ic(out: pl.DataFrame, data: TrainData, dates: list[int]) -> np.ndarray:
     ics = []
     for t in dates:
@@ -121,10 +129,7 @@ def test_training_uses_only_labels_realised_before_the_predictions(panel, base):
     pred = signal_dates(panel, date(2018, 1, 1), date(2018, 3, 1))
     out1, _ = rolling("ms", data, pred, FAST, net_config("ms", data))
     # labels realised after the first prediction date are scrambled: nothing predicted may change
-    y = labels_mod.forward_returns(panel).copy()
-    late = np.arange(y.shape[1]) + HORIZON + 1 >= first
-    y[:, late] = np.random.default_rng(5).normal(size=(y.shape[0], late.sum()))
-    out2, _ = rolling("ms", _data(panel, base, "ms", y), pred, FAST, net_config("ms", data))
+    out2, _ = rolling("ms", _late_scrambled(panel, base, "ms", first, 5), pred, FAST, net_config("ms", data))
     assert out1.equals(out2)
 
 
@@ -226,10 +231,7 @@ def test_every_trading_date_gets_its_periods_model_and_no_later_label(panel, bas
     assert out_week.equals(out_all.filter(pl.col("date").is_in(out_week["date"].unique().implode())))
     first = every[0]
     assert all(max(f.train_dates + f.valid_dates) + HORIZON + 1 < first for f in fits)
-    y = labels_mod.forward_returns(panel).copy()
-    late = np.arange(y.shape[1]) + HORIZON + 1 >= first
-    y[:, late] = np.random.default_rng(7).normal(size=(y.shape[0], late.sum()))
-    out2, _ = rolling("day", _data(panel, base, "day", y), every, ENSEMBLE, net_config("day", data))
+    out2, _ = rolling("day", _late_scrambled(panel, base, "day", first, 7), every, ENSEMBLE, net_config("day", data))
     assert out_all.equals(out2)
 
 
