@@ -104,7 +104,8 @@ def test_cli_run_on_the_tiny_market(reference):
 
     doc = json.loads((report / "metrics.json").read_text())
     validate_metrics(doc)
-    assert set(doc["models"]) == {"model1", "model2", "model3", "model4", "model_wd"}
+    assert set(doc["models"]) == {"model1", "model2", "model3", "model4", "model_wd", "model_wd_alpha"}
+    assert set(doc["baselines"]) == {"equal_weight", "alpha158_lgbm"}
     assert doc["not_runnable"] == {}
     assert doc["oracle_rank_ic_mean"]["csi_all"] > 0.1
     assert {"scores", "baseline_scores", "common_factors", "alpha158_features", "weights", "portfolio_nav"} \
