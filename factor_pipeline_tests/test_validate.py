@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -236,3 +237,41 @@ def test_beijing_stocks_and_an_off_range_vwap_import_as_oddities(small_dir, tmp_
         panel = build_panel(con, {t: t for t in ("daily_bars", "index_weights")})
     t, k = panel.date_index(day), int(np.searchsorted(panel.codes, code))
     assert panel.field("vwap")[k, t] == pytest.approx(high, rel=1e-6)  # clipped to the day's high
+
+
+@pytest.mark.slow
+def test_a_market_with_beijing_stocks_runs_through_datasets_and_portfolios(tiny_dir, tmp_path, monkeypatch, capsys):
+    """Five stocks on board `bse` (+-30% limits) and one off-range vwap: `run --data` imports, builds the
+    datasets, scores and the enhanced portfolios, and the bse stocks are samples like any other."""
+    from factor_pipeline.market.warehouse import Warehouse
+
+    folder = tmp_path / "bse_market"
+    shutil.copytree(tiny_dir, folder)
+    stocks = pl.read_parquet(folder / "stocks.parquet")
+    bse = stocks["code"].tail(5).to_list()
+    stocks.with_columns(board=pl.when(pl.col("code").is_in(bse)).then(pl.lit("bse")).otherwise(pl.col("board"))
+                        ).write_parquet(folder / "stocks.parquet")
+    bars = pl.read_parquet(folder / "daily_bars.parquet").sort("code", "date")
+    prev = pl.col("close").shift(1).over("code")
+    wide = pl.col("code").is_in(bse) & prev.is_not_null() & pl.col("limit_up").is_not_null()
+    bars = bars.with_columns(limit_up=pl.when(wide).then(pl.max_horizontal((prev * 1.3).round(2), "high"))
+                             .otherwise("limit_up"),
+                             limit_down=pl.when(wide).then(pl.min_horizontal((prev * 0.7).round(2), "low"))
+                             .otherwise("limit_down"))
+    i = int(bars.with_row_index("_i").filter(wide & ~pl.col("is_suspended")
+                                             & (pl.col("high") * 1.05 < pl.col("limit_up")))["_i"][10])
+    bars.with_columns(vwap=pl.when(pl.int_range(pl.len()) == i).then(pl.col("high") * 1.04).otherwise("vwap")
+                      ).write_parquet(folder / "daily_bars.parquet")
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "tiny")
+    assert main(["run", "--data", str(folder), "--start", "2017-01-01", "--end", "2018-06-29", "--name", "bse"]) == 0
+    assert "vwap_outside_range" in capsys.readouterr().out
+    with Warehouse().connect(read_only=True) as con:
+        samples = con.execute("SELECT count(*) FROM samples WHERE code IN "
+                              "(SELECT code FROM stocks WHERE board = 'bse')").fetchall()[0][0]
+    with Warehouse().connect(read_only=True) as con:
+        weights = con.execute('SELECT count(DISTINCT "index") FROM weights').fetchall()[0][0]
+    assert samples > 0 and weights >= 1
+    doc = json.loads((tmp_path / "home" / "reports" / "bse" / "metrics.json").read_text())
+    assert doc["run"]["oddities"]["vwap_outside_range"] == 1
+    assert doc["portfolios"]
