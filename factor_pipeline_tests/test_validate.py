@@ -200,6 +200,27 @@ def test_bad_bar_values_are_refused_and_the_warehouse_untouched(case, market, sm
     assert (home / "warehouse.duckdb").read_bytes() == before
 
 
+def _as_bse(folder: Path, bse: list[str], nth: int) -> tuple[str, object, float]:
+    """Put `bse` on board bse with +-30% limits (never inside the day's range) and give the nth of their
+    trading rows with room below the limit a vwap 4% above its high. Returns that row's code, date, high."""
+    stocks = pl.read_parquet(folder / "stocks.parquet")
+    stocks.with_columns(board=pl.when(pl.col("code").is_in(bse)).then(pl.lit("bse")).otherwise(pl.col("board"))
+                        ).write_parquet(folder / "stocks.parquet")
+    bars = pl.read_parquet(folder / "daily_bars.parquet").sort("code", "date")
+    prev = pl.col("close").shift(1).over("code")
+    wide = pl.col("code").is_in(bse) & prev.is_not_null() & pl.col("limit_up").is_not_null()
+    bars = bars.with_columns(limit_up=pl.when(wide).then(pl.max_horizontal((prev * 1.3).round(2), "high"))
+                             .otherwise("limit_up"),
+                             limit_down=pl.when(wide).then(pl.min_horizontal((prev * 0.7).round(2), "low"))
+                             .otherwise("limit_down"))
+    room = wide & ~pl.col("is_suspended") & (pl.col("high") * 1.05 < pl.col("limit_up"))
+    row = bars.with_row_index("_i").filter(room).slice(nth, 1)
+    i, high = int(row["_i"][0]), float(row["high"][0])
+    bars.with_columns(vwap=pl.when(pl.int_range(pl.len()) == i).then(high * 1.04).otherwise("vwap")
+                      ).write_parquet(folder / "daily_bars.parquet")
+    return row["code"][0], row["date"][0], high
+
+
 def test_beijing_stocks_and_an_off_range_vwap_import_as_oddities(small_dir, tmp_path, monkeypatch, capsys):
     """Board `bse` (+-30% limits) is accepted; a vwap outside [low, high] but inside the limit band is
     counted as an oddity and read clipped to [low, high] by the panel (labels, images, execution)."""
@@ -209,22 +230,7 @@ def test_beijing_stocks_and_an_off_range_vwap_import_as_oddities(small_dir, tmp_
 
     folder = tmp_path / "bse"
     shutil.copytree(small_dir, folder)
-    stocks = pl.read_parquet(folder / "stocks.parquet")
-    bse = stocks["code"].head(3).to_list()
-    stocks.with_columns(board=pl.when(pl.col("code").is_in(bse)).then(pl.lit("bse")).otherwise(pl.col("board"))
-                        ).write_parquet(folder / "stocks.parquet")
-    bars = pl.read_parquet(folder / "daily_bars.parquet")
-    prev = pl.col("close").shift(1).over("code")
-    wide = pl.col("code").is_in(bse) & prev.is_not_null()
-    bars = bars.sort("code", "date").with_columns(
-        limit_up=pl.when(wide).then((prev * 1.3).round(2)).otherwise("limit_up"),
-        limit_down=pl.when(wide).then((prev * 0.7).round(2)).otherwise("limit_down"))
-    room = wide & ~pl.col("is_suspended") & (pl.col("high") * 1.05 < pl.col("limit_up"))
-    row = bars.with_row_index("_i").filter(room)
-    i, code, day = int(row["_i"][0]), row["code"][0], row["date"][0]
-    high = float(row["high"][0])
-    bars = bars.with_columns(vwap=pl.when(pl.int_range(pl.len()) == i).then(high * 1.04).otherwise("vwap"))
-    bars.write_parquet(folder / "daily_bars.parquet")
+    code, day, high = _as_bse(folder, pl.read_parquet(folder / "stocks.parquet")["code"].head(3).to_list(), 0)
     monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path / "home"))
     assert main(["import", str(folder)]) == 0, capsys.readouterr().err
     assert "vwap_outside_range" in capsys.readouterr().out
@@ -247,21 +253,7 @@ def test_a_market_with_beijing_stocks_runs_through_datasets_and_portfolios(tiny_
 
     folder = tmp_path / "bse_market"
     shutil.copytree(tiny_dir, folder)
-    stocks = pl.read_parquet(folder / "stocks.parquet")
-    bse = stocks["code"].tail(5).to_list()
-    stocks.with_columns(board=pl.when(pl.col("code").is_in(bse)).then(pl.lit("bse")).otherwise(pl.col("board"))
-                        ).write_parquet(folder / "stocks.parquet")
-    bars = pl.read_parquet(folder / "daily_bars.parquet").sort("code", "date")
-    prev = pl.col("close").shift(1).over("code")
-    wide = pl.col("code").is_in(bse) & prev.is_not_null() & pl.col("limit_up").is_not_null()
-    bars = bars.with_columns(limit_up=pl.when(wide).then(pl.max_horizontal((prev * 1.3).round(2), "high"))
-                             .otherwise("limit_up"),
-                             limit_down=pl.when(wide).then(pl.min_horizontal((prev * 0.7).round(2), "low"))
-                             .otherwise("limit_down"))
-    i = int(bars.with_row_index("_i").filter(wide & ~pl.col("is_suspended")
-                                             & (pl.col("high") * 1.05 < pl.col("limit_up")))["_i"][10])
-    bars.with_columns(vwap=pl.when(pl.int_range(pl.len()) == i).then(pl.col("high") * 1.04).otherwise("vwap")
-                      ).write_parquet(folder / "daily_bars.parquet")
+    _as_bse(folder, pl.read_parquet(folder / "stocks.parquet")["code"].tail(5).to_list(), 10)
     monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "tiny")
     assert main(["run", "--data", str(folder), "--start", "2017-01-01", "--end", "2018-06-29", "--name", "bse"]) == 0

@@ -275,51 +275,44 @@ def _rolling(s: dict[str, np.ndarray], r: dict[str, _Roll], ts: np.ndarray, d: i
     return out
 
 
-def alpha158_array(panel: Panel, ts: list[int], dtype=np.float32) -> np.ndarray:
-    """[N, len(ts), 158] in `FEATURES` order at the panel dates `ts` (blocks of dates, so the window
-    temporaries stay at stocks x 48 x 60 whatever the span)."""
-    ts = np.asarray(ts, dtype=int)
-    out = np.empty((panel.listed.shape[0], len(ts), len(FEATURES)), dtype=dtype)
+def _blocks(panel: Panel, ts: np.ndarray):
+    """(offset, block of dates, feature name -> [N, len(block)]) for blocks of CHUNK dates of `ts`: the
+    series and their cumulative sums are built once, the window temporaries stay at stocks x 48 x 60."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         s = _series(panel)
         r = _rolls(s)
-        col = {k: j for j, k in enumerate(FEATURES)}
         for a in range(0, len(ts), CHUNK):
             block = ts[a:a + CHUNK]
-            for k, v in _kbar(s, block + PAD).items():
-                out[:, a:a + CHUNK, col[k]] = v
+            feats = _kbar(s, block + PAD)
             for d in WINDOWS:
-                for k, v in _rolling(s, r, block, d).items():
-                    out[:, a:a + CHUNK, col[k]] = v
+                feats.update(_rolling(s, r, block, d))
+            yield a, block, feats
+
+
+def alpha158_array(panel: Panel, ts: list[int], dtype=np.float32) -> np.ndarray:
+    """[N, len(ts), 158] in `FEATURES` order at the panel dates `ts`."""
+    ts = np.asarray(ts, dtype=int)
+    out = np.empty((panel.listed.shape[0], len(ts), len(FEATURES)), dtype=dtype)
+    for a, block, feats in _blocks(panel, ts):
+        out[:, a:a + len(block)] = np.stack([feats[f] for f in FEATURES], axis=-1)
     return out
 
 
 def alpha158_rows(panel: Panel, ts: list[int], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The features of the (stock, date) cells where `mask` [N, T] holds, at the dates `ts`, as a long
-    float32 matrix [R, 158] with their stock and date indices (built block by block: no dense
-    [N, T, 158] array)."""
+    float32 matrix [R, 158] with their stock and date indices (no dense [N, T, 158] array)."""
     ts = np.asarray(ts, dtype=int)
     m = mask[:, ts]
     out = np.empty((int(m.sum()), len(FEATURES)), dtype=np.float32)
-    rows_i, rows_t = [], []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        s = _series(panel)
-        r = _rolls(s)
-        at = 0
-        for a in range(0, len(ts), CHUNK):
-            block = ts[a:a + CHUNK]
-            i, k = np.nonzero(m[:, a:a + CHUNK])
-            feats = {**_kbar(s, block + PAD)}
-            for d in WINDOWS:
-                feats.update(_rolling(s, r, block, d))
-            out[at:at + len(i)] = np.stack([feats[f][i, k] for f in FEATURES], axis=-1)
-            at += len(i)
-            rows_i.append(i)
-            rows_t.append(block[k])
-    return out, np.concatenate(rows_i) if rows_i else np.zeros(0, int), \
-        np.concatenate(rows_t) if rows_t else np.zeros(0, int)
+    rows_i, rows_t, at = [np.zeros(0, int)], [np.zeros(0, int)], 0
+    for a, block, feats in _blocks(panel, ts):
+        i, k = np.nonzero(m[:, a:a + len(block)])
+        out[at:at + len(i)] = np.stack([feats[f][i, k] for f in FEATURES], axis=-1)
+        at += len(i)
+        rows_i.append(i)
+        rows_t.append(block[k])
+    return out, np.concatenate(rows_i), np.concatenate(rows_t)
 
 
 def alpha158_features(panel: Panel, ts: list[int]) -> dict[str, np.ndarray]:

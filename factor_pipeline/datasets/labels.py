@@ -26,6 +26,12 @@ def forward_returns(panel: Panel) -> np.ndarray:
     return y
 
 
+def realised_dates(panel: Panel, t: np.ndarray) -> np.ndarray:
+    """The date each label at panel index t is realised (t + 11), NaT where that is beyond the panel."""
+    cal = np.r_[panel.dates.astype("datetime64[D]"), np.datetime64("NaT", "D")]
+    return cal[np.minimum(np.asarray(t) + HORIZON + 1, len(panel.dates))]
+
+
 def cannot_buy(panel: Panel) -> np.ndarray:
     nxt = np.zeros_like(panel.listed)
     lu, low = panel.field("limit_up"), panel.field("low")

@@ -122,11 +122,9 @@ def daily_label_table(panel: Panel, dates: list[int]) -> pl.DataFrame:
     d = np.asarray(dates, dtype=int)
     i, k = np.nonzero(panel.listed[:, d])
     t = d[k]
-    due = t + labels_mod.HORIZON + 1
-    dates_ext = np.r_[panel.dates.astype("datetime64[D]"), np.datetime64("NaT", "D")]
-    realised_on = dates_ext[np.minimum(due, len(panel.dates))]
     return pl.DataFrame({"code": panel.codes[i], "date": panel.dates[t].astype("datetime64[D]"),
-                         "y_raw": y[i, t], "y_std": ystd[i, t], "realised_on": realised_on}).with_columns(
+                         "y_raw": y[i, t], "y_std": ystd[i, t],
+                         "realised_on": labels_mod.realised_dates(panel, t)}).with_columns(
         pl.col("date", "realised_on").cast(pl.Date), pl.col("y_raw", "y_std").fill_nan(None))
 
 

@@ -70,7 +70,7 @@ class CombinerFit:
     train_rank_ic: float = float("nan")  # in-sample mean daily RankIC: what MLflow shows next to the fit
     first_prediction: date | None = None  # the period's first prediction date: every label seen is before it
     chosen: str = "tree"  # tree | mean | blend: what scored the period
-    valid_rank_ic: dict[str, float] = field(default_factory=dict)  # per candidate, on the validation tail
+    valid_rank_ic: dict[str, float] = field(default_factory=dict)  # per candidate, mean over the time folds
 
 
 def mean_rank_ic(df: pl.DataFrame, x: str, y: str) -> float:
@@ -100,16 +100,11 @@ def feature_frame(weak: pl.DataFrame, datasets: tuple[str, ...]) -> pl.DataFrame
     return out.sort("date", "code")
 
 
-def _z_by_date(df: pl.DataFrame, col: str) -> pl.Series:
-    z = (pl.col(col) - pl.col(col).mean().over("date")) / pl.col(col).std().over("date")
-    return df.select(z.fill_nan(0).fill_null(0))[col]
-
-
 def _candidates(frame: pl.DataFrame, tree_pred: np.ndarray, outputs: list[str]) -> dict[str, pl.Series]:
     """Scores of the three candidates on the rows of `frame` (code, date, features)."""
     mean = frame.select(pl.mean_horizontal([pl.col(c) for c in outputs]).alias("m"), "date")
     tree = frame.select("date").with_columns(t=pl.Series(tree_pred.astype(np.float64)))
-    zt, zm = _z_by_date(tree, "t"), _z_by_date(mean, "m")
+    zt, zm = cross_sectional_z(tree, ["t"])["t"], cross_sectional_z(mean, ["m"])["m"]
     return {"tree": tree["t"], "mean": mean["m"], "blend": (zt + zm) / 2}
 
 

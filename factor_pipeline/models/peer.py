@@ -32,6 +32,9 @@ from factor_pipeline.datasets import labels as labels_mod
 from factor_pipeline.datasets.alpha158 import FEATURES, alpha158_rows
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.datasets.samples import universe_mask
+from factor_pipeline.models.combiner import mean_rank_ic
+
+WARMUP = 60  # trading days before the first row: the longest Alpha158 window is full
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,6 @@ class PeerFit:
     features: list[str] = field(default_factory=list)
     first_prediction: date | None = None
     model: object = None
-    train_rank_ic: float = float("nan")  # what MLflow shows beside the fit: validation RankIC here
 
 
 @dataclass
@@ -95,13 +97,6 @@ def zscore_by_date(y: np.ndarray, dates: np.ndarray) -> np.ndarray:
     df = pl.DataFrame({"d": dates, "y": y}).with_columns(pl.col("y").fill_nan(None))
     z = (pl.col("y") - pl.col("y").mean().over("d")) / pl.col("y").std(ddof=0).over("d")
     return df.select(z.fill_null(float("nan")))["y"].to_numpy().astype(np.float64)
-
-
-def _rank_ic(pred: np.ndarray, y: np.ndarray, dates: np.ndarray) -> float:
-    df = pl.DataFrame({"d": dates, "p": pred, "y": y})
-    ic = df.group_by("d").agg(pl.corr(pl.col("p").rank(), pl.col("y").rank()).alias("ic"))["ic"]
-    ic = ic.drop_nulls().drop_nans()
-    return float(ic.mean()) if ic.len() else float("nan")
 
 
 def _months_before(d: date, months: int) -> date:
@@ -153,7 +148,8 @@ def rolling_peer(rows: Rows, predict: Rows, predict_dates: list[date], cfg: Peer
                 tmp.rename(path)
                 booster = lgb.Booster(model_file=str(path))  # scores from the saved model, cached or not
         best = booster.best_iteration or booster.current_iteration()
-        vic = _rank_ic(booster.predict(rows.x[va]), rows.y_raw[va], rows.date[va])
+        vic = mean_rank_ic(pl.DataFrame({"date": rows.date[va], "p": booster.predict(rows.x[va]),
+                                         "y": rows.y_raw[va]}), "p", "y")
         sel = (pdays.astype("datetime64[Y]").astype(int) + 1970 == year) & np.isin(
             pdays, np.array(predict_dates, dtype="datetime64[D]"))
         if sel.any():
@@ -163,13 +159,10 @@ def rolling_peer(rows: Rows, predict: Rows, predict_dates: list[date], cfg: Peer
         fits.append(PeerFit(year, str(year), int(tr.sum()), d_tr.min().astype(object), d_tr.max().astype(object),
                             rows.realised_on[seen].max().astype(object), rows.date[va].min().astype(object),
                             rows.date[va].max().astype(object), int(best), vic, list(rows.features), first,
-                            booster, vic))
+                            booster))
     scores = pl.concat(out).with_columns(pl.col("date").cast(pl.Date)) if out else pl.DataFrame(
         schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
     return scores, fits
-
-
-WARMUP = 60  # trading days before the first row: the longest Alpha158 window is full
 
 
 def panel_rows(panel: Panel, ts: list[int]) -> Rows:
@@ -181,8 +174,6 @@ def panel_rows(panel: Panel, ts: list[int]) -> Rows:
     x, k, t = alpha158_rows(sub, ts, live[keep])
     i = keep[k]
     y = labels_mod.forward_returns(panel)[i, t]
-    due = t + labels_mod.HORIZON + 1
-    cal = np.r_[panel.dates.astype("datetime64[D]"), np.datetime64("NaT", "D")]
     d = panel.dates.astype("datetime64[D]")[t]
-    return Rows(x, zscore_by_date(y, d), y, d, cal[np.minimum(due, len(panel.dates))], panel.codes[i],
+    return Rows(x, zscore_by_date(y, d), y, d, labels_mod.realised_dates(panel, t), panel.codes[i],
                 [f"a_{f.lower()}" for f in FEATURES])

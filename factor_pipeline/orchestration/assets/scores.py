@@ -141,7 +141,7 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
 )
 def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
                     mlflow: MlflowResource) -> dg.MaterializeResult:
-    wh, start, end, dates, (weak,) = _read(warehouse, context, config, ("weak_factors",))
+    wh, start, end, dates, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
     with wh.connect(read_only=True) as con:
         first = con.execute("SELECT min(date) FROM daily_bars").fetchone()[0]
     panel = panel_from_warehouse(wh, first, end - timedelta(days=1), frozenset())
@@ -166,7 +166,6 @@ def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, war
     if table.height:
         wh.replace_rows("baseline_scores", table, f"date >= DATE '{start}' AND date < DATE '{end}'")
     meta["rows"] = table.height
-    _, _, _, _, (labels,) = _read(warehouse, context, config, ("labels",))
     j = table.join(labels.select("code", "date", "y_raw"), on=["code", "date"]).drop_nulls("y_raw")
     for (model,), g in j.group_by("model"):
         ics = [rank_ic(d["score"].to_numpy(), d["y_raw"].to_numpy()) for _, d in g.group_by("date") if d.height >= 10]
