@@ -116,6 +116,61 @@ def test_infeasible_limits_relax_in_the_documented_order():
     assert sol.weights[p.members].sum() >= 0.8 - 1e-6
 
 
+def _same_optimum(p: Problem, lim: Limits) -> np.ndarray:
+    """Solve `p` in the fast conic form and through cvxpy; assert the same optimum; return the weights.
+
+    At the production tolerance (1e-9) the objectives agree to 1e-7 and weights to 1e-5: along the flat
+    directions a turnover limit leaves, weights settle only with the tolerance, so at 1e-11 both forms
+    must give the same weights within 1e-6 and objectives within 1e-9 (absolute)."""
+    from factor_pipeline.portfolio import conic
+
+    fast, ref = solve(p, lim), solve(p, lim, method="cvxpy")
+    assert fast.relaxed == ref.relaxed and fast.status.startswith("optimal")
+    assert p.alpha @ fast.weights == pytest.approx(p.alpha @ ref.weights, rel=1e-7, abs=1e-9)
+    tol, conic.TOL = conic.TOL, 1e-11
+    try:
+        tight, tight_ref = solve(p, lim), solve(p, lim, method="cvxpy")
+    finally:
+        conic.TOL = tol
+    assert np.abs(tight.weights - tight_ref.weights).max() < 1e-6
+    assert p.alpha @ tight.weights == pytest.approx(p.alpha @ tight_ref.weights, rel=1e-9, abs=1e-9)
+    assert np.abs(fast.weights - tight.weights).max() < 1e-5
+    return fast.weights
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_conic_form_reaches_the_cvxpy_optimum(seed):
+    """Binding turnover, trading blocks, a narrowed universe, and (seed 3) a week that must relax."""
+    p = _random_problem(seed)
+    rng = np.random.default_rng(seed)
+    p.can_buy = rng.uniform(size=len(p.alpha)) > 0.1
+    p.can_sell = rng.uniform(size=len(p.alpha)) > 0.05
+    if seed == 3:
+        outside = np.flatnonzero(~p.members)[:40]
+        p.previous = np.zeros(len(p.alpha))
+        p.previous[outside] = 1 / 40
+    _same_optimum(p, Limits(te=0.05))
+    _same_optimum(_random_problem(seed, prev=False), Limits(te=0.04))
+
+
+@pytest.mark.slow
+def test_a_run_of_weeks_reaches_the_same_optimum_both_ways(tiny_risk):
+    """Ten consecutive weeks of the tiny market's risk model, each starting from the last one's weights."""
+    panel, rm, industries = tiny_risk
+    rng = np.random.default_rng(0)
+    bench = np.where(panel.members["csi300"][:, -1], 1.0, 0.0)
+    bench /= bench.sum()
+    prev, n_ind = None, len(industries)
+    for k in range(len(rm.signals) - 10, len(rm.signals)):
+        t = int(rm.signals[k])
+        cov, spec = rm.covariance(t)
+        x = rm.exposures(k)
+        live = panel.listed[:, t]
+        p = Problem(np.where(live, rng.normal(size=len(live)), 0.0), bench, bench > 0, x[:, n_ind:], x[:, :n_ind],
+                    cov, spec, prev, can_buy=live, can_sell=np.ones(len(live), bool))
+        prev = _same_optimum(p, Limits(te=0.04))
+
+
 def test_costs_and_nav_match_a_hand_computation():
     close = np.array([[10.0, 12.0, 13.0, 14.0], [20.0, 22.0, 23.0, 25.0]])
     vwap = np.array([[10.0, 11.0, 12.0, 13.0], [20.0, 20.0, 23.0, 24.0]])

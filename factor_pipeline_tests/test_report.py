@@ -74,8 +74,8 @@ def test_evaluation_on_constructed_scores():
 def test_metrics_json_validates_and_a_broken_one_does_not(tmp_path):
     scores, labels, info = _inputs(weeks=30)
     ev = evaluate(scores, labels, info, ("size",))
-    run = {"data": {"kind": "synthetic"}, "preset": "tiny", "seed": 0, "start": "2018-01-01", "end": "2018-12-31",
-           "git": None}
+    run = {"data": {"kind": "synthetic", "preset": "tiny", "seed": 0, "version": 3}, "preset": "tiny",
+           "seed": 0, "start": "2018-01-01", "end": "2018-12-31", "git": None}
     weak = scores.filter(pl.col("name") == "week").rename({"name": "dataset", "score": "output"})
     doc = write_evaluation(tmp_path, ev, scores, weak, run)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
@@ -98,8 +98,10 @@ def test_metrics_json_validates_and_a_broken_one_does_not(tmp_path):
     assert SCHEMA["required"] == ["datasets", "models", "baselines", "portfolios", "oracle_rank_ic_mean", "run"]
     # the report is built from the folder alone
     html = write_html(tmp_path).read_text()
-    for part in ("Table 1", "Table 2", "Table 7", "model4", "alpha158_lgbm", "data:image/png;base64"):
+    for part in ("Table 1", "Table 2", "Table 7", "model4", "alpha158_lgbm", "data:image/png;base64",
+                 "data: synthetic market v3 (preset tiny, seed 0)"):
         assert part in html
+    assert "{" not in html.split("data: ")[1].split("·")[0]  # the source in words, not a Python dict
     assert pl.read_parquet(tmp_path / "scores.parquet").columns == ["code", "date", "model", "score"]
 
 

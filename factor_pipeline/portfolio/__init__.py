@@ -1,1 +1,2 @@
-"""Stage `portfolio`: not built yet (see the open issues)."""
+"""Stage `portfolio`: point-in-time risk model, weekly index-enhanced weights (optimiser, conic form)
+and their backtest at next-day VWAP with costs and trading blocks."""

@@ -40,11 +40,13 @@ class EnhancedRun:
 
 
 def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
-            limits: Limits | None = None, resume: tuple[int, np.ndarray] | None = None) -> EnhancedRun:
+            limits: Limits | None = None, resume: tuple[int, np.ndarray] | None = None,
+            method: str = "conic") -> EnhancedRun:
     """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1).
 
     `resume`: (panel day, weights at its close) of an earlier run's last execution: the book starts from
-    them, so the first week's turnover limit applies as in an uninterrupted run."""
+    them, so the first week's turnover limit applies as in an uninterrupted run. `method`: the optimiser's
+    form (optimiser.solve)."""
     lim = limits or Limits(te=TE[index])
     prices = prices_of(panel)
     f = panel.field
@@ -72,7 +74,7 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
         n_ind = len(risk.industries)
         p = Problem(z, bench[:, k], bench[:, k] > 0, x[:, n_ind:], x[:, :n_ind], cov, spec, prev,
                     can_buy=universe & ~up_at_t[:, t], can_sell=~down_at_t[:, t])
-        sol = solve(p, lim)
+        sol = solve(p, lim, method)
         v = violations(p, sol.weights, sol.limits)
         te = ex_ante_te(p, sol.weights)
         date = panel.dates[t]
@@ -81,7 +83,7 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
                                   "code": panel.codes[keep], "weight": sol.weights[keep]}))
         audit.append({"date": date.astype(object), "max_violation": max(v.values()), "worst": max(v, key=v.get),
                       "relaxed": ", ".join(sol.relaxed), "status": sol.status, "ex_ante_te": te,
-                      "solve_seconds": sol.seconds,
+                      "solve_seconds": sol.seconds, "solver_seconds": sol.solver_seconds,
                       "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
         book.execute(int(t) + 1, sol.weights)
         w = book.weights()

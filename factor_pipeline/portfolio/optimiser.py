@@ -1,5 +1,6 @@
-"""The index-enhancement optimiser (cvxpy, Clarabel): the report's constraints, each a small function
-that reads like its formula, and a documented order of relaxation when they cannot all hold.
+"""The index-enhancement optimiser: the report's constraints, each a small function that reads like its
+formula (the cvxpy reference), a documented order of relaxation when they cannot all hold, and the
+same problem solved fast in Clarabel's sparse standard form (conic.py).
 
 maximise   alpha' w
 subject to w >= 0, sum(w) = 1                                    long only, fully invested
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field, replace
 
 import cvxpy as cp
 import numpy as np
+
+from factor_pipeline.portfolio import conic
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ class Solution:
     status: str
     limits: Limits
     relaxed: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole solve, relaxation steps included
+    solver_seconds: float = 0.0  # of which Clarabel's own work (setup and iterations)
 
 
 def _bounds(p: Problem, lim: Limits) -> tuple[np.ndarray, np.ndarray]:
@@ -111,38 +115,58 @@ def _subset(p: Problem, keep: np.ndarray) -> Problem:
                    p.specific_var[keep], cut(p.previous), cut(p.can_buy), cut(p.can_sell))
 
 
-def solve(p: Problem, limits: Limits) -> Solution:
+def _solve_cvxpy(p: Problem, lim: Limits) -> tuple[np.ndarray | None, str, float]:
+    """The constraints as written above, through cvxpy: the reference the fast form is tested against."""
+    w = cp.Variable(len(p.alpha))
+    prob = cp.Problem(cp.Maximize(p.alpha @ w), _constraints(p, w, lim))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": the status says so, and we audit
+            prob.solve(solver=cp.CLARABEL, tol_gap_abs=conic.TOL, tol_gap_rel=conic.TOL,
+                       tol_feas=conic.TOL)
+    except cp.SolverError:
+        return None, "solver_error", 0.0
+    ok = prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and w.value is not None
+    stats = prob.solver_stats
+    bare = (stats.solve_time or 0.0) + (stats.setup_time or 0.0)
+    return (np.asarray(w.value, dtype=np.float64) if ok else None), prob.status, bare
+
+
+def _solve_conic(p: Problem, lim: Limits) -> tuple[np.ndarray | None, str, float]:
+    lo, hi = _bounds(p, lim)
+    r = conic.solve_conic(p.alpha, p.benchmark, p.members, p.exposures, p.industry.shape[1], p.factor_cov,
+                          p.specific_var, lo, hi, p.previous, lim.style_bound, lim.industry_bound, lim.te,
+                          lim.member_min, lim.turnover)
+    return r.weights, r.status, r.solver_seconds
+
+
+def solve(p: Problem, limits: Limits, method: str = "conic") -> Solution:
     """Optimal weights under `limits`, relaxing in RELAXATION order until feasible.
 
+    method "conic" hands the problem to Clarabel in its sparse standard form (conic.py, ~30x faster
+    over ~3,400 names); "cvxpy" builds the constraints above through cvxpy (the reference: same optimum).
     Names that must stay at zero (no benchmark weight, nothing held, cannot be bought: outside a
     narrowed sample universe) are left out of the problem: every constraint is a sum over names in
-    which they add nothing, so the optimum is the same and the solve is smaller.
-    Built with constants each week: for ~500 names this is faster than a parametrised (DPP)
-    problem, whose dense exposure parameters make compilation the bottleneck."""
+    which they add nothing, so the optimum is the same and the solve is smaller."""
     lo, hi = _bounds(p, limits)
     keep = (hi > 0) | (lo > 0) | (p.benchmark > 0)
     if not keep.all():
-        sol = solve(_subset(p, keep), limits)
+        sol = solve(_subset(p, keep), limits, method)
         full = np.zeros(len(p.alpha))
         full[keep] = sol.weights
         return replace(sol, weights=full)
+    run = {"conic": _solve_conic, "cvxpy": _solve_cvxpy}[method]
     t0 = time.perf_counter()
-    w = cp.Variable(len(p.alpha))
-    lim, relaxed = limits, []
+    lim, relaxed, bare = limits, [], 0.0
     for name, change in [("", {})] + RELAXATION:
         if name:
             lim = _relax(lim, change, limits)
             relaxed.append(name)
-        prob = cp.Problem(cp.Maximize(p.alpha @ w), _constraints(p, w, lim))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": the status says so, and we audit
-                prob.solve(solver=cp.CLARABEL)
-        except cp.SolverError:
-            continue
-        if prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and w.value is not None:
-            wv = np.clip(np.asarray(w.value, dtype=np.float64), 0, None)
-            return Solution(wv / wv.sum(), prob.status, lim, relaxed, time.perf_counter() - t0)
+        w, status, seconds = run(p, lim)
+        bare += seconds
+        if w is not None:
+            wv = np.clip(w, 0, None)
+            return Solution(wv / wv.sum(), status, lim, relaxed, time.perf_counter() - t0, bare)
     raise RuntimeError(f"no feasible portfolio even after relaxing {', '.join(relaxed)}")
 
 

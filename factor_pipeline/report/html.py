@@ -29,6 +29,18 @@ def _fmt(v, pct: bool = False) -> str:
     return html.escape(str(v))
 
 
+def describe_source(spec) -> str:
+    """The market a run read, in words: "synthetic market v3 (preset demo, seed 0)", "files at /path"."""
+    if not isinstance(spec, dict) or not spec:
+        return _fmt(spec or None)
+    if spec.get("kind") == "synthetic":
+        return html.escape(f"synthetic market v{spec.get('version')} (preset {spec.get('preset')}, "
+                           f"seed {spec.get('seed')})")
+    if spec.get("kind") == "files":
+        return html.escape(f"files at {spec.get('path')}")
+    return html.escape(", ".join(f"{k} {v}" for k, v in spec.items()))
+
+
 def _table(head: list[str], rows: list[list], pct_cols: set[int] = frozenset()) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(v, i in pct_cols)}</td>" for i, v in enumerate(r)) + "</tr>"
@@ -147,7 +159,7 @@ def render_report(m: dict, ic: pl.DataFrame | None, groups: pl.DataFrame | None,
     run = m["run"]
     parts = [f"<html><head><meta charset='utf-8'><title>factor_pipeline report</title><style>{CSS}</style>"
              "</head><body>", "<h1>factor_pipeline: weak factors, Model1–Model4 and baselines</h1>",
-             f"<p class='note'>data: {_fmt(run['data'])} · preset {_fmt(run['preset'])} · seed {_fmt(run['seed'])}"
+             f"<p class='note'>data: {describe_source(run['data'])}"
              f" · signal dates {run['start']} … {run['end']} · git {_fmt(run['git'])}. Every figure is out of "
              "sample: each model was fitted on labels realised before the year it scores.</p>"]
     universe = run.get("universe") or "csi_all"
