@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -201,11 +202,31 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+class StageClock:
+    """Wall seconds of each stage of a `run`, printed at its end and kept in run.json."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self._t, 1)
+        self._t = now
+
+    def split(self) -> str:
+        total = sum(self.seconds.values())
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+        return f"{parts}; total {total / 60:.1f} min"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from factor_pipeline.market.sources import file_source, synthetic_source
+    from factor_pipeline.orchestration.runner import label_runs
 
     if args.start > args.end:
         raise SystemExit(f"--start {args.start} is after --end {args.end}")
+    clock = StageClock()
     oddities = None
     if args.data:
         source = file_source(args.data)
@@ -213,30 +234,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"market: synthetic preset {args.preset!r}, seed {args.seed} (cached under {home() / 'sources'})")
         source = synthetic_source(args.preset, args.seed)
+    name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
+    label_runs(name, args.start, args.end)
     _prepare(source, args.replace)
     summary = _load(source, args.end)
     summary["oddities"] = oddities
     summary["universe"] = _universe(args.universe)
+    clock.lap("market")
     summary["datasets"] = _datasets(source, args.start, args.end)
+    clock.lap("datasets")
     training = training_preset_for(source.spec)
     summary["weak_factors"] = _weak_factors(summary["datasets"], training, args.seed)
+    clock.lap("weak factors")
     summary["scores"] = _scores(summary["datasets"]["weeks"])
-    name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
+    clock.lap("scores")
     if summary["scores"]["assets"].get("scores", {}).get("rows"):
         summary["portfolios"] = _portfolios(args.start, args.end)
+        clock.lap("portfolio")
     else:
         print("enhanced portfolios: none, no model has scores in the span (a combiner's first fit needs a year "
               "of out-of-sample weak factors before it)")
     summary["report"] = _report(name, args.start, args.end)
+    clock.lap("report")
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     record = {"data": source.spec, "preset": None if args.data else args.preset,
               "universe": summary["universe"], "training_preset": training, "seed": args.seed,
-              "start": str(args.start), "end": str(args.end), "market": summary}
+              "start": str(args.start), "end": str(args.end), "seconds_by_stage": clock.seconds, "market": summary}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
-    print("stages: market, datasets, weak factors, scores, portfolios, evaluation and report")
+    print(f"time by stage: {clock.split()}")
     return 0
 
 

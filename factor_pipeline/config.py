@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import date
@@ -70,6 +71,13 @@ TRAINING: dict[str, dict] = {
     "real": {"epochs": 6, "patience": 2, "date_stride": 1, "dates_per_epoch": 60, "valid_every": 10, "seeds": 2,
              "train_years": 3},
 }
+
+
+def training_for_market(source_identity: str | None) -> tuple[str, int]:
+    """(training preset, seed) that go with the market a warehouse holds (its `_source` identity): what
+    every entry point (CLI, schedule, UI launch, backfill) trains with unless the user sets them."""
+    spec = json.loads(source_identity) if source_identity else None
+    return training_preset_for(spec), int((spec or {}).get("seed", 0) or 0)
 
 
 def training_preset_for(spec: dict | None) -> str:

@@ -11,7 +11,7 @@ from factor_pipeline.orchestration.assets.portfolio import PORTFOLIO_ASSETS
 from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
 from factor_pipeline.orchestration.assets.scores import baseline_scores, scores
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
-from factor_pipeline.orchestration.jobs import datasets_job, market_job, weekly_rebalance_job
+from factor_pipeline.orchestration.jobs import STAGE_JOBS, weekly_rebalance_job
 from factor_pipeline.orchestration.resources import (
     MarketSourceResource,
     MlflowResource,
@@ -23,7 +23,7 @@ from factor_pipeline.orchestration.schedules import friday_rebalance, rebalance_
 defs = dg.Definitions(
     assets=[*MARKET_ASSETS, *DATASET_ASSETS, *FEATURE_ASSETS, *WEAK_FACTOR_ASSETS, scores, baseline_scores,
             *PORTFOLIO_ASSETS, *REPORT_ASSETS],
-    jobs=[market_job, datasets_job, weekly_rebalance_job],
+    jobs=[*STAGE_JOBS, weekly_rebalance_job],
     schedules=[friday_rebalance],
     sensors=[rebalance_after_market],
     resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource(),

@@ -73,8 +73,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _materialize(assets, tags: dict | None = None, **kwargs) -> dg.ExecuteInProcessResult:
-    """One in-process Dagster run in the home's instance, tagged with this process id."""
+RUN_TAG, WEEKS_TAG, STAGE_TAG = "factor_pipeline/run", "factor_pipeline/weeks", "factor_pipeline/stage"
+_labels: dict[str, str] = {}
+
+
+def label_runs(name: str, start: date, end: date) -> None:
+    """Tag every stage run this process launches from now on with the `run`'s name and span, so that the
+    Runs page filtered by `factor_pipeline/run=<name>` reads as that run's pipeline."""
+    _labels.clear()
+    _labels.update({RUN_TAG: name, WEEKS_TAG: f"{start}..{end}"})
+
+
+def _materialize(assets, job: str, stage: str, tags: dict | None = None, selection=None, run_config=None,
+                 resources: dict | None = None) -> dg.ExecuteInProcessResult:
+    """One in-process run of the named stage job (jobs.STAGE_JOBS) in the home's instance, tagged with the
+    `run`, its span, the stage and this process id (as dg.materialize does, but not as an anonymous
+    `__ephemeral_asset_job__`)."""
     import os
 
     base = dagster_home()
@@ -82,7 +96,9 @@ def _materialize(assets, tags: dict | None = None, **kwargs) -> dg.ExecuteInProc
     if str(base) not in _reaped:
         reap_orphans(instance)
         _reaped.add(str(base))
-    return dg.materialize(assets, instance=instance, tags={**(tags or {}), PID_TAG: str(os.getpid())}, **kwargs)
+    defs = dg.Definitions(jobs=[dg.define_asset_job(job, selection=selection)], assets=assets, resources=resources)
+    all_tags = {**_labels, STAGE_TAG: stage, **(tags or {}), PID_TAG: str(os.getpid())}
+    return defs.resolve_job_def(job).execute_in_process(run_config=run_config, instance=instance, tags=all_tags)
 
 
 def _resources(source: MarketSource) -> dict:
@@ -100,9 +116,9 @@ def materialize_market(source: MarketSource, end: date | None = None, quiet: boo
     first, last = week_range(lo, min(hi, end) if end else hi)
     res = _resources(source)
     cfg = QUIET if quiet else None
-    r1 = _materialize(MARKET_ASSETS, selection=["stocks"], resources=res, run_config=cfg)
+    r1 = _materialize(MARKET_ASSETS, "stocks_job", "market", selection=["stocks"], resources=res, run_config=cfg)
     r2 = _materialize(
-        PARTITIONED_MARKET_ASSETS, resources=res, run_config=cfg,
+        PARTITIONED_MARKET_ASSETS, "market_job", "market", resources=res, run_config=cfg,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
     rows: dict[str, int] = {}
@@ -139,7 +155,7 @@ def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun
     if last < first:
         raise ValueError(f"no rebalance week in {start} .. {end} (rebalance weeks start {REBALANCE_START})")
     res = _materialize(
-        [*DATASET_ASSETS, *FEATURE_ASSETS], resources={"warehouse": WarehouseResource()},
+        [*DATASET_ASSETS, *FEATURE_ASSETS], "datasets_job", "datasets", resources={"warehouse": WarehouseResource()},
         run_config=QUIET if quiet else None,
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
     )
@@ -153,7 +169,7 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
            for a in WEAK_FACTOR_ASSETS}
     cfg = {**(QUIET if quiet else {}), "ops": ops}
     res = _materialize(
-        WEAK_FACTOR_ASSETS, run_config=cfg,
+        WEAK_FACTOR_ASSETS, "weak_factors_job", "weak factors", run_config=cfg,
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
@@ -163,7 +179,7 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
 def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> StageRun:
     """Model1-Model4 scores and the baselines for a range of rebalance weeks, as one run."""
     res = _materialize(
-        [scores_asset, baseline_scores], run_config=QUIET if quiet else None,
+        [scores_asset, baseline_scores], "scores_job", "scores", run_config=QUIET if quiet else None,
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource()},
         tags={ASSET_PARTITION_RANGE_START_TAG: first_week, ASSET_PARTITION_RANGE_END_TAG: last_week},
     )
@@ -174,7 +190,7 @@ def materialize_report(name: str, start: date, end: date, quiet: bool = True) ->
     """Evaluation (metrics.json and tables) and report.html over the signal dates in [start, end]."""
     cfg = {"config": {"name": name, "start": str(start), "end": str(end)}}
     res = _materialize(
-        REPORT_ASSETS,
+        REPORT_ASSETS, "report_job", "report",
         run_config={**(QUIET if quiet else {}), "ops": {"evaluation": cfg, "report": cfg}},
         resources={"warehouse": WarehouseResource()},
     )
@@ -187,7 +203,7 @@ def materialize_portfolios(start: date, end: date, models: list[str] | None = No
     if models:
         cfg["models"] = models
     res = _materialize(
-        PORTFOLIO_ASSETS,
+        PORTFOLIO_ASSETS, "portfolio_job", "portfolio",
         run_config={**(QUIET if quiet else {}), "ops": {"risk_model": {"config": cfg},
                                                          "enhanced_portfolios": {"config": cfg}}},
         resources={"warehouse": WarehouseResource()},

@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from factor_pipeline.audit.checks import finite_scores
-from factor_pipeline.config import TRAINING
+from factor_pipeline.config import TRAINING, training_for_market
 from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start, signal_dates, trading_dates
@@ -42,11 +42,13 @@ GPU_ROUTING = {
 class WeakFactorRunConfig(dg.Config):
     """Knobs a user may turn in the launchpad; the rest comes from the training preset."""
 
-    training_preset: str = "demo"  # tiny | demo | real (real daily bars on a CPU) | full (GPU)
+    # tiny | demo | real (real daily bars on a CPU) | full (GPU); empty: the one that goes with the market
+    # in the warehouse (config.training_for_market), so a UI launch or backfill trains as the CLI did
+    training_preset: str = ""
     lam: float = 1.0  # λ: weight of the weak factors' correlation penalty in the loss
     n_factors: int = 8  # K: weak factors per dataset
     retrain_months: int = 12  # retrain cadence: 12 = yearly (the report), or 6, 4, 3, 2, 1
-    seed: int = 0
+    seed: int | None = None  # None: the market's seed (a synthetic market), else 0
 
 
 def _weak_asset(name: str) -> dg.AssetsDefinition:
@@ -69,8 +71,19 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
                mlflow: MlflowResource, torch_device: TorchDeviceResource) -> dg.MaterializeResult:
         wh = warehouse.get()
         start, end = window_dates(context)
-        cfg = TrainConfig(**{**TRAINING[config.training_preset], "lam": config.lam, "seed": config.seed,
-                                                           "retrain_months": config.retrain_months})
+        preset, seed = training_for_market(wh.source_identity())
+        if config.training_preset and config.training_preset != preset:
+            context.log.warning(f"training preset {config.training_preset!r} set in the launch config differs from "
+                                f"{preset!r}, the one that goes with this market: these weeks' models (and the "
+                                "weak factors written) will differ from a run with the defaults")
+        if config.seed is not None and config.seed != seed:
+            context.log.warning(f"seed {config.seed} set in the launch config differs from the market's {seed}")
+        preset = config.training_preset or preset
+        seed = seed if config.seed is None else config.seed
+        if preset not in TRAINING:
+            raise ValueError(f"unknown training preset {preset!r} (known: {', '.join(TRAINING)})")
+        cfg = TrainConfig(**{**TRAINING[preset], "lam": config.lam, "seed": seed,
+                             "retrain_months": config.retrain_months})
         first_needed = start - timedelta(days=366 * (cfg.train_years + 1))
         panel = panel_from_warehouse(wh, history_start(first_needed, DATASETS[name].lookback),
                                      end - timedelta(days=1), PANEL_PARTS[name])
@@ -84,6 +97,8 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
             context.log.warning(str(exc))
             return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0}, check_results=[
                 dg.AssetCheckResult(check_name="finite_weak_factors", passed=True, metadata={"rows": 0})])
+        context.log.info(f"weak_factors_{name}: training preset {preset}, seed {seed}: {run.trained} fits trained, "
+                         f"{run.reused} reused from the cache")
         daily = run.table
         run.table = daily.filter(pl.col("date").is_in([panel.dates[t].astype(object) for t in dates]))
         if daily.height:
