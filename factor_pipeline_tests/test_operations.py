@@ -144,6 +144,69 @@ def test_rerun_changes_nothing_and_another_market_is_refused(reference, tmp_path
     assert out.returncode == 2 and "--replace" in out.stderr
 
 
+def _instance(home: Path) -> dg.DagsterInstance:
+    os.environ["FACTOR_PIPELINE_HOME"] = str(home)
+    from factor_pipeline.orchestration.instance import dagster_home
+
+    dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def _messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [e.user_message for e in instance.all_logs(run_id) if e.user_message]
+
+
+def test_a_cli_run_shows_as_named_jobs_tagged_with_the_run_and_logs_progress(reference):
+    """The Runs page, filtered by the run's tag, reads as its pipeline; the long stages log progress."""
+    from factor_pipeline.orchestration.jobs import STAGE_JOBS
+    from factor_pipeline.orchestration.runner import RUN_TAG, STAGE_TAG, WEEKS_TAG
+
+    instance = _instance(reference)
+    records = instance.get_run_records(dg.RunsFilter(tags={RUN_TAG: "tiny-seed0"}))
+    assert records and len(records) == len(instance.get_run_records())  # every run of the home is the CLI's
+    jobs = {r.dagster_run.job_name for r in records}
+    assert jobs == {j.name for j in STAGE_JOBS} and "__ephemeral_asset_job__" not in jobs
+    assert {r.dagster_run.tags[STAGE_TAG] for r in records} == {"market", "datasets", "weak factors", "scores",
+                                                                   "portfolio", "report"}
+    assert {r.dagster_run.tags[WEEKS_TAG] for r in records} == {"2017-01-01..2023-12-31"}
+    by_job = {r.dagster_run.job_name: r.dagster_run.run_id for r in records}
+    weak = _messages(instance, by_job["weak_factors_job"])
+    fits = [m for m in weak if m.startswith("weak_factors_week fits: ")]
+    assert fits and "trained, best valid RankIC" in fits[0] and fits[-1].split(": ")[1].split(" fits")[0] in \
+        {f"{k}/{k}" for k in range(1, 50)}
+    assert any("fits trained" in m and "reused from the cache" in m for m in weak)
+    solves = [m for m in _messages(instance, by_job["portfolio_job"]) if m.startswith("portfolio solves: ")]
+    assert 10 <= len(solves) <= 25 and "(100%)" in solves[-1]  # every 5%, and the end
+
+
+def test_a_launch_without_config_reuses_the_cli_models_and_changes_nothing(reference):
+    """What the UI's launchpad or backfill dialog starts with no config typed: the weekly job over the
+    CLI run's last three weeks trains nothing, reuses every fit, and leaves the tables as they were."""
+    from factor_pipeline.definitions import defs
+    from factor_pipeline.orchestration.partitions import rebalance_weeks
+
+    instance = _instance(reference)
+    wh = Warehouse(reference / "warehouse.duckdb")
+    with wh.connect(read_only=True) as con:
+        last = con.sql("SELECT max(date) AS d FROM weak_factors").pl()["d"][0]
+    keys = [k for k in rebalance_weeks.get_partition_keys() if k <= str(last)][-3:]
+    tables = ("weak_factors", "weak_factors_daily", "scores", "baseline_scores", "weights")
+    before = {t: wh.checksum(t) for t in tables}
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    res = defs.resolve_job_def("weekly_rebalance_job").execute_in_process(
+        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    assert res.success
+    assert {t: wh.checksum(t) for t in tables} == before
+    md = {e.asset_key.to_user_string(): e.materialization.metadata for e in res.get_asset_materialization_events()}
+    for name in ("week", "msnew", "day", "ms", "l2"):
+        assert md[f"weak_factors_{name}"]["fits_trained"].value == 0
+        assert md[f"weak_factors_{name}"]["fits_reused"].value > 0
+    msgs = _messages(instance, res.run_id)
+    assert any("training preset tiny, seed 0: 0 fits trained" in m for m in msgs)
+    assert not any("differs from" in m for m in msgs)
+
+
 def test_a_run_killed_midway_and_resumed_equals_one_uninterrupted(reference, tmp_path):
     home = tmp_path / "home"
     proc = subprocess.Popen(RUN, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(home),

@@ -32,6 +32,7 @@ from factor_pipeline.models.cadence import period_of
 from factor_pipeline.models.device import autocast
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
+from factor_pipeline.progress import Progress
 
 TRADING_DAYS_PER_YEAR = 244
 
@@ -104,8 +105,10 @@ def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int]
     return float(np.nanmean(ics)) if ics else float("nan")
 
 
-def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig) -> FitResult:
-    """Train on `dates` (ascending); the last `valid_share` of them choose the epoch."""
+def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
+        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Train on `dates` (ascending); the last `valid_share` of them choose the epoch. `on_epoch` is told of
+    each epoch's loss and validation RankIC (progress)."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     n_valid = max(1, int(len(dates) * cfg.valid_share))
@@ -139,6 +142,8 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
         ic = _valid_ic(model, data, name, valid)
         res.history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                             "valid_rank_ic": ic})
+        if on_epoch:
+            on_epoch(res.history[-1])
         if best_state is None or ic > res.best_valid_ic:
             best_state, res.best_valid_ic, res.best_epoch, stale = copy.deepcopy(model.state_dict()), ic, epoch, 0
         else:
@@ -200,31 +205,46 @@ def training_dates(data: TrainData, name: str, first_prediction: int, cfg: Train
 def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
             model_for: Callable[[list[int], list[int], TrainConfig], WeakFactorNet | None] | None = None,
             on_fit: Callable[[list[int], list[int], FitResult, TrainConfig], None] | None = None,
-            ) -> tuple[pl.DataFrame, list[FitResult]]:
+            progress: Progress | None = None) -> tuple[pl.DataFrame, list[FitResult]]:
     """Rolling retraining: one model (or seed ensemble) per period of `predict_dates` (a calendar year
     by default), predicting that period.
 
     `model_for(train_dates, period_dates, member_cfg)` may return an already trained model (a cache);
     `on_fit` is told of every new fit (tracking). A member's config is `cfg` with its own seed and
-    `seeds=1`: each network of an ensemble is cached and tracked on its own."""
+    `seeds=1`: each network of an ensemble is cached and tracked on its own. `progress` counts the
+    members (trained or reused), with each epoch's validation RankIC on the bar."""
     days = data.dates[predict_dates].astype("datetime64[D]").astype(object)
     periods = [period_of(d, cfg.retrain_months) for d in days]
     out, fits = [], []
+    if progress:
+        progress.start(len(set(periods)) * max(1, cfg.seeds))
     for p in sorted(set(periods)):
         these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p]
         dates = training_dates(data, name, period_start(data, p, cfg.retrain_months), cfg)
         if len(dates) < 5:
+            if progress:
+                progress.step(max(1, cfg.seeds), f"{p}: too few training dates, not predicted")
             continue
         members = []
         for k in range(max(1, cfg.seeds)):
             mcfg = replace(cfg, seed=cfg.seed + k, seeds=1)
             model = model_for(dates, these, mcfg) if model_for else None
             if model is None:
-                res = fit(name, data, dates, mcfg, net_cfg)
+                def epoch_note(h: dict, p=p, s=mcfg.seed) -> None:
+                    if progress:
+                        progress.note(f"{p} seed {s} epoch {h['epoch'] + 1}: valid RankIC {h['valid_rank_ic']:.3f}")
+
+                res = fit(name, data, dates, mcfg, net_cfg, epoch_note)
                 fits.append(res)
                 model = res.model
                 if on_fit:
                     on_fit(dates, these, res, mcfg)
+                what = f"{p} seed {mcfg.seed} trained, best valid RankIC {res.best_valid_ic:.3f} " \
+                       f"(epoch {res.best_epoch + 1})"
+            else:
+                what = f"{p} seed {mcfg.seed} reused from the cache"
+            if progress:
+                progress.step(1, what)
             members.append(model.to(_device(data)))
         out.append(predict(members, name, data, these))
     return (pl.concat(out) if out else pl.DataFrame()), fits

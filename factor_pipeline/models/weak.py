@@ -21,6 +21,7 @@ from factor_pipeline.datasets.samples import sample_mask
 from factor_pipeline.evaluation.ic import rank_ic, top_group_turnover
 from factor_pipeline.models.tracking import ModelCache, data_hash, log_fit
 from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, net_config, rolling
+from factor_pipeline.progress import Progress
 
 
 @dataclass
@@ -36,7 +37,8 @@ class WeakRun:
 
 def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainConfig, n_factors: int,
                  device: torch.device, cache: ModelCache | None = None, tracking_uri: str | None = None,
-                 tags: dict[str, str] | None = None, signal: list[int] | None = None) -> WeakRun:
+                 tags: dict[str, str] | None = None, signal: list[int] | None = None,
+                 progress: Progress | None = None) -> WeakRun:
     """`predict_dates`: the panel dates to predict; `signal`: those the RankIC and turnover are
     measured on (default: all of them)."""
     base = dataset_base(panel, consume=True).to(device)
@@ -66,7 +68,7 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
         if cache is not None:
             cache.save(name, cache.key(name, mcfg, net_cfg, dh), res.model)
 
-    run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit)
+    run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit, progress)
     if run.table.height:
         days = []
         for t in (predict_dates if signal is None else signal):

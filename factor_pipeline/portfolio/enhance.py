@@ -8,6 +8,7 @@ suspended or closing at its limit-down cannot be sold. Trades execute at t+1's V
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,12 +42,12 @@ class EnhancedRun:
 
 def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
             limits: Limits | None = None, resume: tuple[int, np.ndarray] | None = None,
-            method: str = "conic") -> EnhancedRun:
+            method: str = "conic", on_solve: Callable[[str], None] | None = None) -> EnhancedRun:
     """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1).
 
     `resume`: (panel day, weights at its close) of an earlier run's last execution: the book starts from
     them, so the first week's turnover limit applies as in an uninterrupted run. `method`: the optimiser's
-    form (optimiser.solve)."""
+    form (optimiser.solve); `on_solve(what)` is told of each week solved (progress)."""
     lim = limits or Limits(te=TE[index])
     prices = prices_of(panel)
     f = panel.field
@@ -86,6 +87,9 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
                       "solve_seconds": sol.seconds, "solver_seconds": sol.solver_seconds,
                       "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
         book.execute(int(t) + 1, sol.weights)
+        if on_solve:
+            on_solve(f"{index} {model} {date}: {sol.seconds:.2f} s" + (f", relaxed {', '.join(sol.relaxed)}"
+                                                                     if sol.relaxed else ""))
         w = book.weights()
         on = w > 1e-9
         held.append(pl.DataFrame({"date": np.repeat(panel.dates[t + 1], on.sum()), "index": index, "model": model,

@@ -11,6 +11,7 @@ from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.portfolio.enhance import EnhancedRun, enhance
 from factor_pipeline.portfolio.performance import portfolio_figures
 from factor_pipeline.portfolio.risk import RiskModel, StoredRisk
+from factor_pipeline.progress import Progress
 
 INDICES = ("csi300", "csi500", "csi1000")
 
@@ -84,17 +85,25 @@ def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, st
 
 def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFrame, index_weights: pl.DataFrame,
                    models: list[str], indices: tuple[str, ...] = INDICES,
-                   resume: dict[tuple[str, str], tuple[int, np.ndarray]] | None = None) -> PortfolioRuns:
+                   resume: dict[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+                   progress: Progress | None = None) -> PortfolioRuns:
     """One weekly enhancement per (index, model) over the risk model's signal dates, each resuming from
-    `resume[(index, model)]` when given."""
+    `resume[(index, model)]` when given; `progress` counts the weekly solves."""
     sdates = panel.dates[np.asarray(risk.signals, dtype=int)]
-    runs = []
+    todo = []
     for index in indices:
         bench = benchmark_weights(index_weights.filter(pl.col("index") == index), panel.codes, sdates)
         for model in models:
             s = dense(scores.filter(pl.col("model") == model), panel.codes, sdates, "score")
             if np.isfinite(s).any():
-                runs.append(enhance(panel, risk, s, bench, index, model, resume=(resume or {}).get((index, model))))
+                todo.append((index, model, s, bench))
+    if progress:  # the weeks enhance() solves: a score, index weights, and a next day to trade on
+        tradable = np.asarray(risk.signals, dtype=int) + 1 < len(panel.dates)
+        progress.start(sum(int((np.isfinite(s).any(0) & np.isfinite(b).all(0) & tradable).sum())
+                           for _, _, s, b in todo))
+    step = (lambda what: progress.step(1, what)) if progress else None
+    runs = [enhance(panel, risk, s, bench, index, model, resume=(resume or {}).get((index, model)), on_solve=step)
+            for index, model, s, bench in todo]
     return PortfolioRuns(runs, risk)
 
 

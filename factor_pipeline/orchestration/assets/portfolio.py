@@ -16,6 +16,7 @@ from factor_pipeline.orchestration.partitions import run_window
 from factor_pipeline.orchestration.resources import WarehouseResource
 from factor_pipeline.portfolio.risk import StoredRisk, bias_statistic, build_risk_model, risk_tables
 from factor_pipeline.portfolio.weekly import INDICES, figures, resume_points, run_portfolios
+from factor_pipeline.progress import Progress
 
 RISK_HISTORY_DAYS = 800  # calendar days before the first signal: 252-day momentum + a year of factor returns
 GROUP = "portfolio"
@@ -148,8 +149,12 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
                             f"{panel.universe}")
     if not indices:
         raise ValueError(f"none of the indices {config.indices} lies inside the sample universe {panel.universe}")
-    res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices),
-                         resume=resume_points(held, panel))
+    progress = Progress("portfolio solves", "solve", log=context.log.info, log_every=0.05)
+    try:
+        res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices),
+                             resume=resume_points(held, panel), progress=progress)
+    finally:
+        progress.close()
     weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights

@@ -24,6 +24,7 @@ from factor_pipeline.models.trainer import TrainConfig
 from factor_pipeline.models.weak import weak_factors
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
 from factor_pipeline.orchestration.resources import MlflowResource, TorchDeviceResource, WarehouseResource
+from factor_pipeline.progress import Progress
 
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
@@ -49,6 +50,13 @@ class WeakFactorRunConfig(dg.Config):
     n_factors: int = 8  # K: weak factors per dataset
     retrain_months: int = 12  # retrain cadence: 12 = yearly (the report), or 6, 4, 3, 2, 1
     seed: int | None = None  # None: the market's seed (a synthetic market), else 0
+
+
+def _absent(context: dg.AssetExecutionContext, name: str, exc: DatasetUnavailable) -> dg.MaterializeResult:
+    """A dataset this market lacks (e.g. no ms/l2 in daily-only data): said, nothing written."""
+    context.log.warning(str(exc))
+    return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0}, check_results=[
+        dg.AssetCheckResult(check_name="finite_weak_factors", passed=True, metadata={"rows": 0})])
 
 
 def _weak_asset(name: str) -> dg.AssetsDefinition:
@@ -89,15 +97,16 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
                                      end - timedelta(days=1), PANEL_PARTS[name])
         dates = signal_dates(panel, start, end)
         every = trading_dates(panel, start, end)
+        progress = Progress(f"weak_factors_{name} fits", "fit", log=context.log.info, log_every=0)
         try:
             run = weak_factors(name, panel, every, cfg, config.n_factors, torch_device.get(), ModelCache(),
                                mlflow.uri(), {"dagster_run_id": context.run_id,
-                                              "partitions": f"{start}..{end - timedelta(days=1)}"}, signal=dates)
+                                              "partitions": f"{start}..{end - timedelta(days=1)}"}, signal=dates,
+                               progress=progress)
         except DatasetUnavailable as exc:
-            context.log.warning(str(exc))
-            return dg.MaterializeResult(metadata={"absent": True, "reason": str(exc), "rows": 0}, check_results=[
-                dg.AssetCheckResult(check_name="finite_weak_factors", passed=True, metadata={"rows": 0})])
-        context.log.info(f"weak_factors_{name}: training preset {preset}, seed {seed}: {run.trained} fits trained, "
+            return _absent(context, name, exc)
+        finally:
+            context.log.info(f"weak_factors_{name}: training preset {preset}, seed {seed}: {run.trained} fits trained, "
                          f"{run.reused} reused from the cache")
         daily = run.table
         run.table = daily.filter(pl.col("date").is_in([panel.dates[t].astype(object) for t in dates]))
