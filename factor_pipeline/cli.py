@@ -268,6 +268,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from factor_pipeline.report.readme import results_from_folder
+
+    if not (args.folder / "metrics.json").exists():
+        raise SystemExit(f"{args.folder / 'metrics.json'} not found: give a run's report folder")
+    print(results_from_folder(args.folder), end="")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from factor_pipeline.orchestration.instance import dagster_home
 
@@ -322,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--date", type=_date, required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("results", help="print a run's results section for the README (Markdown) from its report folder")
+    s.add_argument("folder", type=Path, help="e.g. data/reports/demo-seed0 (metrics.json and run.json)")
+    s.set_defaults(func=cmd_results)
 
     s = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=3000)
