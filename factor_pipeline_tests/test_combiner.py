@@ -62,6 +62,19 @@ def test_never_trains_on_a_label_realised_after_the_prediction_date():
     assert s1.equals(s2)
 
 
+def test_a_few_weeks_scored_alone_equal_the_same_weeks_inside_their_year():
+    """A UI backfill of three weeks must give those weeks the scores the CLI's whole-year run gave them."""
+    weak, labels, dates = _market(seed=2)
+    feats = feature_frame(weak, ("week", "day"))
+    year = [d for d in dates if d.year == 2018]
+    cfg = CombinerConfig(n_estimators=50, train_years=2)
+    whole, fits = rolling_scores(feats, labels, year, cfg)
+    alone, fits_alone = rolling_scores(feats, labels, year[-3:], cfg)
+    assert fits_alone[0].train_rows == fits[0].train_rows and fits[0].first_prediction == date(2018, 1, 1)
+    inside = whole.filter(pl.col("date").is_in(year[-3:])).sort("date", "code")
+    assert alone.sort("date", "code").equals(inside)
+
+
 def test_feature_frame_needs_every_dataset():
     weak, _, _ = _market(weeks=3)
     f = feature_frame(weak, ("week", "day"))

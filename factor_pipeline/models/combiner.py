@@ -3,7 +3,8 @@
 For each model, the weak factors (z_1..z_K and the output) of its datasets are joined per stock and
 date; a gradient-boosted tree model maps them to the standardised label. Rolling like the weak
 factors: for each calendar year of prediction dates, fit on the rows whose label was realised
-(`realised_on`) before the year's first prediction date, over the last `train_years`.
+(`realised_on`) before the year's first day, over the last `train_years` (anchored on the period,
+not on the run's first date in it, so a few weeks scored alone get their year's model).
 Features are z-scored across the stocks of each date first (`cross_sectional_z`): a tree then splits
 on where a stock stands that day, not on a level that drifts from year to year.
 
@@ -24,7 +25,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from factor_pipeline.models.cadence import group_by_period
+from factor_pipeline.models.cadence import group_by_period, period_start
 
 MODELS: dict[str, tuple[str, ...]] = {
     "model1": ("day", "ms", "l2"),
@@ -68,7 +69,7 @@ class CombinerFit:
     features: list[str] = field(default_factory=list)
     model: object = None  # the fitted xgboost.XGBRegressor
     train_rank_ic: float = float("nan")  # in-sample mean daily RankIC: what MLflow shows next to the fit
-    first_prediction: date | None = None  # the period's first prediction date: every label seen is before it
+    first_prediction: date | None = None  # the period's first day (its anchor): every label seen is before it
     chosen: str = "tree"  # tree | mean | blend: what scored the period
     valid_rank_ic: dict[str, float] = field(default_factory=dict)  # per candidate, mean over the time folds
 
@@ -159,7 +160,7 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
     data = features.join(labels.select("code", "date", "y_std", "realised_on"), on=["code", "date"], how="left")
     out, fits = [], []
     for period, these in group_by_period(predict_dates, cfg.retrain_months).items():
-        first = these[0]
+        first = period_start(these[0], cfg.retrain_months)  # not these[0]: the fit must not depend on the run's span
         train = data.filter(
             pl.col("y_std").is_not_null() & pl.col("realised_on").is_not_null()
             & (pl.col("realised_on") < first) & (pl.col("date") >= date(first.year - cfg.train_years, first.month,

@@ -124,7 +124,7 @@ def rolling_peer(rows: Rows, predict: Rows, predict_dates: list[date], cfg: Peer
     out, fits = [], []
     pdays = predict.date.astype("datetime64[D]")
     for year in sorted({d.year for d in predict_dates}):
-        first = min(d for d in predict_dates if d.year == year)
+        first = date(year, 1, 1)  # the year's anchor, not its first date in this run: same fit whatever the span
         first64 = np.datetime64(first, "D")
         valid_start = np.datetime64(_months_before(date(year, 1, 1), cfg.valid_months), "D")
         seen = np.isfinite(rows.y) & ~np.isnat(rows.realised_on) & (rows.realised_on < first64)
