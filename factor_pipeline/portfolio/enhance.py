@@ -16,7 +16,7 @@ import polars as pl
 
 from factor_pipeline.datasets.panel import Panel
 from factor_pipeline.portfolio.backtest import Book, Prices
-from factor_pipeline.portfolio.optimiser import TE, Limits, Problem, ex_ante_te, solve, violations
+from factor_pipeline.portfolio.optimiser import TE, Limits, Problem, ex_ante_te, settle, solve, violations
 from factor_pipeline.portfolio.risk import RiskModel, StoredRisk
 
 
@@ -76,22 +76,23 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
         p = Problem(z, bench[:, k], bench[:, k] > 0, x[:, n_ind:], x[:, :n_ind], cov, spec, prev,
                     can_buy=universe & ~up_at_t[:, t], can_sell=~down_at_t[:, t])
         sol = solve(p, lim, method)
-        v = violations(p, sol.weights, sol.limits)
-        te = ex_ante_te(p, sol.weights)
+        target = settle(p, sol.weights)
+        v = violations(p, target, sol.limits)
+        te = ex_ante_te(p, target)
         date = panel.dates[t]
-        keep = sol.weights > 1e-6
+        keep = target > 0
         rows.append(pl.DataFrame({"date": np.repeat(date, keep.sum()), "index": index, "model": model,
-                                  "code": panel.codes[keep], "weight": sol.weights[keep]}))
+                                  "code": panel.codes[keep], "weight": target[keep]}))
         audit.append({"date": date.astype(object), "max_violation": max(v.values()), "worst": max(v, key=v.get),
                       "relaxed": ", ".join(sol.relaxed), "status": sol.status, "ex_ante_te": te,
                       "solve_seconds": sol.seconds, "solver_seconds": sol.solver_seconds,
-                      "turnover_target": float(np.abs(sol.weights - prev).sum() / 2) if prev is not None else 1.0})
-        book.execute(int(t) + 1, sol.weights)
+                      "turnover_target": float(np.abs(target - prev).sum() / 2) if prev is not None else 1.0})
+        book.execute(int(t) + 1, target)
         if on_solve:
             on_solve(f"{index} {model} {date}: {sol.seconds:.2f} s" + (f", relaxed {', '.join(sol.relaxed)}"
                                                                      if sol.relaxed else ""))
         w = book.weights()
-        on = w > 1e-9
+        on = w > 0
         held.append(pl.DataFrame({"date": np.repeat(panel.dates[t + 1], on.sum()), "index": index, "model": model,
                                   "code": panel.codes[on], "weight": w[on]}))
     if book is None:

@@ -170,6 +170,19 @@ def solve(p: Problem, limits: Limits, method: str = "conic") -> Solution:
     raise RuntimeError(f"no feasible portfolio even after relaxing {', '.join(relaxed)}")
 
 
+DUST = 1e-6  # a target weight below this is not traded
+
+
+def settle(p: Problem, w: np.ndarray) -> np.ndarray:
+    """The weights actually traded: dust (below DUST, a solver's near-zeros) dropped where it may be
+    sold, the rest rescaled to sum 1. What a run stores as targets is then exactly what its book
+    executed, so a run resumed from stored holdings solves the same problems as an uninterrupted one."""
+    prev = p.previous if p.previous is not None else np.zeros(len(w))
+    stuck = np.zeros(len(w), dtype=bool) if p.can_sell is None else (~p.can_sell & (prev > 0))
+    out = np.where((w >= DUST) | stuck, w, 0.0)
+    return out / out.sum()
+
+
 def violations(p: Problem, w: np.ndarray, lim: Limits) -> dict[str, float]:
     """How far `w` breaks each constraint (0 when it holds), in plain NumPy: the audit of a solution."""
     d = w - p.benchmark

@@ -106,7 +106,8 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         except DatasetUnavailable as exc:
             return _absent(context, name, exc)
         finally:
-            context.log.info(f"weak_factors_{name}: training preset {preset}, seed {seed}: {run.trained} fits trained, "
+            progress.close()
+        context.log.info(f"weak_factors_{name}: training preset {preset}, seed {seed}: {run.trained} fits trained, "
                          f"{run.reused} reused from the cache")
         daily = run.table
         run.table = daily.filter(pl.col("date").is_in([panel.dates[t].astype(object) for t in dates]))
