@@ -77,11 +77,12 @@ ALL_PARTS = frozenset({"bars30", "ms", "l2"})
 
 
 def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date | None = None,
-                end: date | None = None, parts: frozenset[str] = ALL_PARTS) -> Panel:
+                end: date | None = None, parts: frozenset[str] = ALL_PARTS, also: tuple[str, ...] = ()) -> Panel:
     """Panel over [start, end] from SQL relations named by contract table (warehouse tables or frames).
 
     `parts` picks the optional pieces to build: 30-minute bars, ms features, l2 (the daily bars and
-    index membership are always there)."""
+    index membership are always there). `also`: codes to include though they have no bar in the span
+    (a resumed book's holdings in a stock suspended throughout: never listed, never traded, still held)."""
     where = " AND ".join(
         [f"date >= DATE '{start}'" for _ in [0] if start] + [f"date <= DATE '{end}'" for _ in [0] if end]
     ) or "true"
@@ -89,7 +90,7 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
     cols = ", ".join(f"CASE WHEN {VWAP_ODD} THEN least(greatest(vwap, low), high) ELSE vwap END AS vwap"
                      if f == "vwap" else f for f in DAILY_FIELDS)
     daily = _frame(con, f"SELECT code, date, {cols}, is_suspended FROM {rel['daily_bars']} WHERE {where}")
-    codes = np.sort(daily["code"].unique().to_numpy()).astype(str)
+    codes = np.union1d(daily["code"].unique().to_numpy().astype(str), np.asarray(also, dtype=str))
     dates = np.sort(daily["date"].unique().to_numpy().astype("datetime64[D]"))
     arr = _scatter(daily, codes, dates, list(DAILY_FIELDS))
     listed = ~np.isnan(arr[..., DAILY_FIELDS.index("close")])

@@ -7,6 +7,10 @@ close to e's VWAP, trades bring them to target x NAV, except where a fill is imp
 high <= limit_down), which leaves that stock as it is. Buys cost 0.1% and sells 0.2% of the traded
 value; when cancelled sells leave too little cash, buys are scaled down; spare cash is held at 0%.
 Then holdings move from e's VWAP to e's close. Other days: close to close. Adjusted prices throughout.
+
+Sums over names skip the zeros (`total`): a run resumed on a panel that spans other names then
+computes bit for bit what an uninterrupted run computed (NumPy's pairwise sum of a vector depends on
+where its zeros sit), so a re-run week solves the same problem and stores the same weights.
 """
 
 from __future__ import annotations
@@ -41,18 +45,27 @@ class Book:
         self.executed: list[np.ndarray] = []  # weights right after each execution
 
     @classmethod
-    def resume(cls, prices: Prices, day: int, weights: np.ndarray) -> Book:
-        """A book holding `weights` (fractions of NAV, the rest cash) at the close of `day`, NAV 1."""
+    def resume(cls, prices: Prices, day: int, weights: np.ndarray, cash: float | None = None) -> Book:
+        """A book at the close of `day` holding `weights` and `cash`: the values an earlier run's book
+        held (holdings table), so it goes on exactly as that book would have; without `cash`, `weights`
+        are fractions of NAV and the rest is cash. Its NAV series starts at 1 either way."""
         book = cls(prices, day)
-        book.h, book.cash = np.asarray(weights, dtype=np.float64).copy(), float(1 - np.sum(weights))
+        book.h = np.asarray(weights, dtype=np.float64).copy()
+        book.cash = float(1 - total(book.h)) if cash is None else float(cash)
+        book._scale = 1.0 / (total(book.h) + book.cash)
         return book
 
+    _scale: float = 1.0  # NAV units per book value: 1, or 1 / the value a resumed book started from
+
+    def value(self) -> float:
+        return total(self.h) + self.cash
+
     def weights(self) -> np.ndarray:
-        return self.h / (self.h.sum() + self.cash)
+        return self.h / self.value()
 
     def _record(self) -> None:
         self.days.append(self.day)
-        self.nav.append(float(self.h.sum() + self.cash))
+        self.nav.append(float(self.value() * self._scale))
 
     def advance(self, to: int) -> None:
         """Hold close to close through day `to`."""
@@ -65,25 +78,31 @@ class Book:
         """Day `e` (the day after the signal): close -> VWAP, trade to `target`, VWAP -> close."""
         self.advance(e - 1)
         self.h = self.h * _ratio(self.p.vwap[:, e], self.p.close[:, e - 1])
-        total = self.h.sum() + self.cash
-        trade = target * total - self.h
+        value = self.value()
+        trade = target * value - self.h
         blocked = ((trade > 0) & self.p.no_buy[:, e]) | ((trade < 0) & self.p.no_sell[:, e])
-        blocked &= np.abs(trade) > 1e-6 * total  # solver dust on a suspended name is not a trade
+        blocked &= np.abs(trade) > 1e-6 * value  # solver dust on a suspended name is not a trade
         trade = np.where(blocked, 0.0, trade)
         buys, sells = trade.clip(min=0), -trade.clip(max=0)
-        spare = self.cash + sells.sum() * (1 - SELL_COST)
-        need = buys.sum() * (1 + BUY_COST)
+        spare = self.cash + total(sells) * (1 - SELL_COST)
+        need = total(buys) * (1 + BUY_COST)
         if need > spare:
             buys = buys * (max(spare, 0.0) / need)
         self.h = self.h + buys - sells
-        self.cash = spare - buys.sum() * (1 + BUY_COST)
-        self.turnover.append(float(buys.sum() / total))
-        self.costs.append(float((buys.sum() * BUY_COST + sells.sum() * SELL_COST) / total))
+        self.cash = spare - total(buys) * (1 + BUY_COST)
+        self.turnover.append(float(total(buys) / value))
+        self.costs.append(float((total(buys) * BUY_COST + total(sells) * SELL_COST) / value))
         self.cancelled.append(int(blocked.sum()))
         self.executed.append(self.weights())
         self.h = self.h * _ratio(self.p.close[:, e], self.p.vwap[:, e])
         self.day = e
         self._record()
+
+
+def total(x: np.ndarray) -> float:
+    """Sum of the non-zero entries, in code order: independent of how many zeros (absent names) a
+    panel holds, unlike x.sum()."""
+    return float(x[x != 0].sum())
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:

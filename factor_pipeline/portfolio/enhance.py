@@ -36,18 +36,20 @@ class EnhancedRun:
     book: Book
     weights: pl.DataFrame  # date, index, model, code, weight (targets at each signal date)
     audit: pl.DataFrame  # date, max_violation, relaxed, ex_ante_te, solve_seconds, turnover_target
-    held: pl.DataFrame  # date (execution day), index, model, code, weight at its close: where a later run resumes
+    held: pl.DataFrame  # date (execution day), index, model, code, weight, value, cash at its close: where a
+    # later run resumes (value and cash: the book's own numbers, so it resumes exactly)
     seconds: list[float] = field(default_factory=list)
 
 
 def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
-            limits: Limits | None = None, resume: tuple[int, np.ndarray] | None = None,
+            limits: Limits | None = None, resume: tuple[int, np.ndarray, float | None] | None = None,
             method: str = "conic", on_solve: Callable[[str], None] | None = None) -> EnhancedRun:
     """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1).
 
-    `resume`: (panel day, weights at its close) of an earlier run's last execution: the book starts from
-    them, so the first week's turnover limit applies as in an uninterrupted run. `method`: the optimiser's
-    form (optimiser.solve); `on_solve(what)` is told of each week solved (progress)."""
+    `resume`: (panel day, values held at its close, cash) of an earlier run's last execution (cash None:
+    the values are weights): the book starts from them, so the first week's turnover limit applies as in
+    an uninterrupted run. `method`: the optimiser's form (optimiser.solve); `on_solve(what)` is told of
+    each week solved (progress)."""
     lim = limits or Limits(te=TE[index])
     prices = prices_of(panel)
     f = panel.field
@@ -56,7 +58,7 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
         down_at_t = panel.suspended | (f("close") <= f("limit_down"))
     book, rows, audit, held = None, [], [], []
     if resume is not None:
-        book = Book.resume(prices, resume[0], resume[1])
+        book = Book.resume(prices, *resume)
     n_t = len(panel.dates)
     for k, t in enumerate(risk.signals):
         s = scores[:, k]
@@ -68,8 +70,8 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
             book.advance(int(t))
         prev = book.weights() if (book.executed or resume is not None) else None
         universe = panel.members["csi_all"][:, t] & panel.listed[:, t] & np.isfinite(s)
-        z = np.where(universe, s, np.nan)
-        z = np.where(universe, (z - np.nanmean(z)) / (np.nanstd(z) or 1.0), 0.0)
+        u = s[universe]  # moments over the universe's values alone: the same whatever names the panel spans
+        z = np.where(universe, (s - u.mean()) / (u.std() or 1.0), 0.0)
         cov, spec = risk.covariance(int(t))
         x = risk.exposures(k)
         n_ind = len(risk.industries)
@@ -91,10 +93,10 @@ def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, benc
         if on_solve:
             on_solve(f"{index} {model} {date}: {sol.seconds:.2f} s" + (f", relaxed {', '.join(sol.relaxed)}"
                                                                      if sol.relaxed else ""))
-        w = book.weights()
-        on = w > 0
+        w, on = book.weights(), book.h != 0
         held.append(pl.DataFrame({"date": np.repeat(panel.dates[t + 1], on.sum()), "index": index, "model": model,
-                                  "code": panel.codes[on], "weight": w[on]}))
+                                  "code": panel.codes[on], "weight": w[on], "value": book.h[on],
+                                  "cash": book.cash}))
     if book is None:
         raise ValueError(f"no signal date with {model} scores and {index} weights to build a portfolio on")
     book.advance(n_t - 1)

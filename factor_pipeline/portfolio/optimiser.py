@@ -180,7 +180,7 @@ def settle(p: Problem, w: np.ndarray) -> np.ndarray:
     prev = p.previous if p.previous is not None else np.zeros(len(w))
     stuck = np.zeros(len(w), dtype=bool) if p.can_sell is None else (~p.can_sell & (prev > 0))
     out = np.where((w >= DUST) | stuck, w, 0.0)
-    return out / out.sum()
+    return out / out[out != 0].sum()  # over the names held: the same sum whatever zeros the panel spans
 
 
 def violations(p: Problem, w: np.ndarray, lim: Limits) -> dict[str, float]:

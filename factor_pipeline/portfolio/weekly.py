@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +35,9 @@ def benchmark_weights(weights: pl.DataFrame, codes: np.ndarray, dates: np.ndarra
     w = dense(weights, codes, wdates, "weight")
     last = np.searchsorted(wdates, dates, side="right") - 1
     out = np.where(last >= 0, np.nan_to_num(w[:, np.clip(last, 0, None)]), np.nan)
-    return out / np.where(out.sum(0) > 0, out.sum(0), 1)
+    # exactly rounded sums (fsum): the same weights whatever other names the panel spans
+    tot = np.array([math.fsum(col[col > 0]) for col in out.T])
+    return out / np.where(tot > 0, tot, 1)
 
 
 @dataclass
@@ -64,9 +67,13 @@ class PortfolioRuns:
                                                cancelled=pl.Series(r.book.cancelled)) for r in self.runs])
 
 
-def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, str], tuple[int, np.ndarray]]:
-    """(index, model) -> (panel day, weights) of the latest stored holdings (rows of the `holdings` table)."""
-    out: dict[tuple[str, str], tuple[int, np.ndarray]] = {}
+Resume = tuple[int, np.ndarray, float | None]  # panel day, values held at its close, cash (None: values are weights)
+
+
+def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, str], Resume]:
+    """(index, model) -> (panel day, values, cash) of the latest stored holdings (rows of the `holdings`
+    table): the book's own values and cash where stored, else its weights (tables of older versions)."""
+    out: dict[tuple[str, str], Resume] = {}
     if held is None or held.height == 0:
         return out
     for (index, model), g in held.group_by("index", "model"):
@@ -74,18 +81,19 @@ def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, st
         day = int(np.searchsorted(panel.dates, np.datetime64(last["date"][0], "D")))
         if day >= len(panel.dates) or panel.dates[day] != np.datetime64(last["date"][0], "D"):
             continue  # the panel does not reach back to it: start afresh
+        exact = "value" in last.columns and last["value"].null_count() == 0 and last["cash"].null_count() == 0
         w = np.zeros(len(panel.codes))
         i = np.searchsorted(panel.codes, last["code"].to_numpy())
         ok = (i < len(panel.codes))
         ok[ok] &= panel.codes[i[ok]] == last["code"].to_numpy()[ok]
-        w[i[ok]] = last["weight"].to_numpy()[ok]
-        out[(index, model)] = (day, w)
+        w[i[ok]] = last["value" if exact else "weight"].to_numpy()[ok]
+        out[(index, model)] = (day, w, float(last["cash"][0]) if exact else None)
     return out
 
 
 def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFrame, index_weights: pl.DataFrame,
                    models: list[str], indices: tuple[str, ...] = INDICES,
-                   resume: dict[tuple[str, str], tuple[int, np.ndarray]] | None = None,
+                   resume: dict[tuple[str, str], Resume] | None = None,
                    progress: Progress | None = None) -> PortfolioRuns:
     """One weekly enhancement per (index, model) over the risk model's signal dates, each resuming from
     `resume[(index, model)]` when given; `progress` counts the weekly solves."""

@@ -135,7 +135,8 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
         with wh.connect(read_only=True) as con:
             held = con.sql(f"SELECT * FROM holdings WHERE date < DATE '{first}' AND date >= DATE '{first}' - 14").pl()
     industries, ind_of = _industries(wh)
-    panel = panel_from_warehouse(wh, start - timedelta(days=14), None, frozenset())
+    also = tuple(held["code"].unique().to_list()) if held is not None else ()  # held, perhaps without a bar
+    panel = panel_from_warehouse(wh, start - timedelta(days=14), None, frozenset(), also)
     risk = StoredRisk(tables, panel, industries)
     models = config.models or sorted(scores["model"].unique().to_list())
     unknown = sorted(set(config.indices) - set(INDICES))
