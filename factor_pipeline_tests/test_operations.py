@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -179,34 +180,6 @@ def test_a_cli_run_shows_as_named_jobs_tagged_with_the_run_and_logs_progress(ref
     assert 10 <= len(solves) <= 25 and "(100%)" in solves[-1]  # every 5%, and the end
 
 
-def test_a_launch_without_config_reuses_the_cli_models_and_changes_nothing(reference):
-    """What the UI's launchpad or backfill dialog starts with no config typed: the weekly job over the
-    CLI run's last three weeks trains nothing, reuses every fit, and leaves the tables as they were."""
-    from factor_pipeline.definitions import defs
-    from factor_pipeline.orchestration.partitions import rebalance_weeks
-
-    instance = _instance(reference)
-    wh = Warehouse(reference / "warehouse.duckdb")
-    with wh.connect(read_only=True) as con:
-        last = con.sql("SELECT max(date) AS d FROM weak_factors").pl()["d"][0]
-    keys = [k for k in rebalance_weeks.get_partition_keys() if k <= str(last)][-3:]
-    tables = ("weak_factors", "weak_factors_daily", "scores", "baseline_scores", "weights")
-    before = {t: wh.checksum(t) for t in tables}
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    res = defs.resolve_job_def("weekly_rebalance_job").execute_in_process(
-        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
-    assert res.success
-    assert {t: wh.checksum(t) for t in tables} == before
-    md = {e.asset_key.to_user_string(): e.materialization.metadata for e in res.get_asset_materialization_events()}
-    for name in ("week", "msnew", "day", "ms", "l2"):
-        assert md[f"weak_factors_{name}"]["fits_trained"].value == 0
-        assert md[f"weak_factors_{name}"]["fits_reused"].value > 0
-    msgs = _messages(instance, res.run_id)
-    assert any("training preset tiny, seed 0: 0 fits trained" in m for m in msgs)
-    assert not any("differs from" in m for m in msgs)
-
-
 def test_a_run_killed_midway_and_resumed_equals_one_uninterrupted(reference, tmp_path):
     home = tmp_path / "home"
     proc = subprocess.Popen(RUN, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(home),
@@ -239,6 +212,45 @@ def test_a_run_killed_midway_and_resumed_equals_one_uninterrupted(reference, tmp
     statuses = [r.dagster_run.status for r in instance.get_run_records()]
     assert dg.DagsterRunStatus.FAILURE in statuses
     assert not {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING} & set(statuses)
+
+
+def test_a_launch_without_config_reuses_the_cli_models_and_changes_nothing(reference):
+    """What the UI's launchpad or backfill dialog starts with no config typed: the weekly job over the
+    CLI run's last three weeks trains nothing, reuses every fit, and leaves the tables as they were: the
+    models' tables and the weights bit for bit, the NAV going on from where it stood (within 1e-12).
+    (It runs after the killed-run test, which compares every table with the reference: the features it
+    recomputes over three weeks differ from the full run's in float32's last digits.)"""
+    from factor_pipeline.definitions import defs
+    from factor_pipeline.orchestration.partitions import rebalance_weeks
+
+    instance = _instance(reference)
+    wh = Warehouse(reference / "warehouse.duckdb")
+    with wh.connect(read_only=True) as con:
+        last = con.sql("SELECT max(date) AS d FROM weak_factors").pl()["d"][0]
+    keys = [k for k in rebalance_weeks.get_partition_keys() if k <= str(last)][-3:]
+    tables = ("weak_factors", "weak_factors_daily", "scores", "baseline_scores", "weights")
+    before = {t: wh.checksum(t) for t in tables}
+    with wh.connect(read_only=True) as con:
+        nav_before = con.sql("SELECT * FROM portfolio_nav").pl()
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    res = defs.resolve_job_def("weekly_rebalance_job").execute_in_process(
+        instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]})
+    assert res.success
+    assert {t: wh.checksum(t) for t in tables} == before
+    with wh.connect(read_only=True) as con:
+        nav_after = con.sql("SELECT * FROM portfolio_nav").pl()
+    both = nav_before.join(nav_after, on=["date", "index", "model"], suffix="_after")
+    assert both.height == nav_before.height == nav_after.height
+    for col in ("nav", "bench"):  # a rerun NAV goes on from the stored level, it does not restart at 1
+        np.testing.assert_allclose(both[f"{col}_after"].to_numpy(), both[col].to_numpy(), rtol=1e-12)
+    md = {e.asset_key.to_user_string(): e.materialization.metadata for e in res.get_asset_materialization_events()}
+    for name in ("week", "msnew", "day", "ms", "l2"):
+        assert md[f"weak_factors_{name}"]["fits_trained"].value == 0
+        assert md[f"weak_factors_{name}"]["fits_reused"].value > 0
+    msgs = _messages(instance, res.run_id)
+    assert any("training preset tiny, seed 0: 0 fits trained" in m for m in msgs)
+    assert not any("differs from" in m for m in msgs)
 
 
 def test_friday_schedule_takes_the_newest_week_through_weights_and_report(reference):

@@ -48,13 +48,18 @@ class PortfolioRuns:
     def weights(self) -> pl.DataFrame:
         return pl.concat([r.weights for r in self.runs])
 
-    def nav(self, panel: Panel, bench_close: dict[str, np.ndarray]) -> pl.DataFrame:
+    def nav(self, panel: Panel, bench_close: dict[str, np.ndarray],
+            levels: dict[tuple[str, str], tuple[float, float]] | None = None) -> pl.DataFrame:
+        """Daily NAV and benchmark of each portfolio from its first day. `levels[(index, model)]`: the
+        stored (nav, bench) on that day when a run resumes, so the series goes on where it stood rather
+        than restarting at 1."""
         rows = []
         for r in self.runs:
             d = np.asarray(r.book.days)
             b = bench_close[r.index][d]
+            nav0, bench0 = (levels or {}).get((r.index, r.model), (1.0, 1.0))
             rows.append(pl.DataFrame({"date": panel.dates[d], "index": r.index, "model": r.model,
-                                      "nav": r.book.nav, "bench": b / b[0]}))
+                                      "nav": np.asarray(r.book.nav) * nav0, "bench": b / b[0] * bench0}))
         return pl.concat(rows).with_columns(pl.col("date").cast(pl.Date))
 
     def held(self) -> pl.DataFrame:

@@ -102,6 +102,21 @@ def _bench_close(wh, panel) -> dict[str, np.ndarray]:
     return out
 
 
+def _nav_levels(wh, points: dict, panel) -> dict[tuple[str, str], tuple[float, float]]:
+    """(index, model) -> the stored (nav, bench) on the day each resumed book starts from."""
+    if not points or "portfolio_nav" not in wh.tables():
+        return {}
+    with wh.connect(read_only=True) as con:
+        stored = con.sql("SELECT * FROM portfolio_nav").pl()
+    out = {}
+    for (index, model), (day, _, _) in points.items():
+        row = stored.filter((pl.col("index") == index) & (pl.col("model") == model)
+                            & (pl.col("date") == panel.dates[day].astype(object)))
+        if row.height:
+            out[(index, model)] = (float(row["nav"][0]), float(row["bench"][0]))
+    return out
+
+
 @dg.multi_asset(
     group_name=GROUP,
     check_specs=[dg.AssetCheckSpec("constraint_audit", asset="target_weights",
@@ -156,7 +171,8 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
                              resume=resume_points(held, panel), progress=progress)
     finally:
         progress.close()
-    weights, nav, audit = res.weights(), res.nav(panel, _bench_close(wh, panel)), res.audit()
+    weights, audit = res.weights(), res.audit()
+    nav = res.nav(panel, _bench_close(wh, panel), _nav_levels(wh, resume_points(held, panel), panel))
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights
     owned = ("model IN (" + ", ".join(f"'{m}'" for m in models) + ") AND \"index\" IN ("
