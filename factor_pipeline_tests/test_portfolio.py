@@ -288,3 +288,13 @@ def test_a_run_resumed_from_stored_holdings_equals_an_uninterrupted_one(tiny_ris
     assert a["code"].to_list() == b["code"].to_list()
     np.testing.assert_array_equal(a["weight"].to_numpy(), b["weight"].to_numpy())  # bit for bit
     assert second.audit["turnover_target"].max() <= 0.2 + 1e-6 or second.audit["relaxed"].str.len_chars().max() > 0
+    # the resumed NAV, carried on from the level stored on its first day, is the uninterrupted NAV
+    from factor_pipeline.portfolio.weekly import PortfolioRuns
+
+    close = {"csi500": np.linspace(1000.0, 1200.0, len(panel.dates))}
+    i0 = whole.book.days.index(second.book.days[0])
+    nav_whole = PortfolioRuns([whole], rm).nav(panel, close)
+    level = (float(nav_whole["nav"][i0]), float(nav_whole["bench"][i0]))
+    nav_second = PortfolioRuns([second], rm).nav(panel, close, {("csi500", "model3"): level})
+    np.testing.assert_allclose(nav_second["nav"].to_numpy(), nav_whole["nav"].to_numpy()[i0:], rtol=1e-12)
+    np.testing.assert_allclose(nav_second["bench"].to_numpy(), nav_whole["bench"].to_numpy()[i0:], rtol=1e-12)
