@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from factor_pipeline.portfolio.backtest import BUY_COST, SELL_COST, Prices, run_backtest
-from factor_pipeline.portfolio.optimiser import RELAXATION, Limits, Problem, solve
+from factor_pipeline.portfolio.optimiser import RELAXATION, Limits, Problem, solve, violations
 from factor_pipeline.portfolio.performance import portfolio_figures
 
 LOOSE = Limits(style_bound=10, industry_bound=10, te=10, member_min=0.0, turnover=None, name_cap=0.5)
@@ -101,6 +101,29 @@ def test_limit_up_never_rises_and_limit_down_never_falls():
     w = solve(p, Limits()).weights
     assert (w[up] <= p.previous[up] + 1e-7).all()
     assert (w[down] >= p.previous[down] - 1e-7).all()
+
+
+def test_an_unsellable_holding_beyond_the_industry_band_widens_only_its_industry():
+    """A suspended 6% holding in an industry the index does not hold: no portfolio keeps that industry
+    within 2%, so its band widens to what the holding forces, and every other limit still holds."""
+    p = _random_problem(4)
+    ind = p.industry.argmax(1)
+    k = 0
+    p.benchmark = np.where(ind == k, 0.0, p.benchmark)
+    p.benchmark /= p.benchmark.sum()
+    p.members &= p.benchmark > 0
+    stuck = int(np.flatnonzero(ind == k)[0])
+    prev = p.previous * 0.94 / p.previous.sum()
+    prev[stuck] += 0.06
+    p.previous = prev
+    p.can_sell = np.ones(len(prev), bool)
+    p.can_sell[stuck] = False
+    sol = solve(p, Limits())
+    assert sol.weights[stuck] >= 0.06 - 1e-9
+    v = violations(p, sol.weights, sol.limits)
+    assert max(v.values()) < 1e-6, v
+    active = np.abs(p.industry.T @ (sol.weights - p.benchmark))
+    assert active[k] > 0.02 and np.delete(active, k).max() <= sol.limits.industry_bound + 1e-6
 
 
 def test_infeasible_limits_relax_in_the_documented_order():

@@ -45,8 +45,8 @@ def _settings() -> clarabel.DefaultSettings:
 
 def solve_conic(alpha: np.ndarray, benchmark: np.ndarray, members: np.ndarray, exposures: np.ndarray, n_industry: int,
                 factor_cov: np.ndarray, specific_var: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                previous: np.ndarray | None, style_bound: float, industry_bound: float, te: float, member_min: float,
-                turnover: float | None) -> ConicSolve:
+                previous: np.ndarray | None, style_bound: float, industry_bound: float | np.ndarray, te: float,
+                member_min: float, turnover: float | None) -> ConicSolve:
     """maximise alpha'w under the optimiser's constraints (see optimiser.py), industry dummies being the
     first `n_industry` columns of `exposures`."""
     n, k = exposures.shape
@@ -64,7 +64,8 @@ def solve_conic(alpha: np.ndarray, benchmark: np.ndarray, members: np.ndarray, e
     eye_n, eye_k, ones = sp.identity(n, format="csr"), sp.identity(k, format="csr"), sp.csr_matrix(np.ones((1, n)))
     zero_rows = [row(w=ones), row(w=-xt, y=eye_k)]  # sum w = 1;  y = X'(w - w_b)
     zero_b = [np.ones(1), -(xt @ benchmark)]
-    limit = np.concatenate([np.full(n_industry, industry_bound), np.full(k - n_industry, style_bound)])
+    limit = np.concatenate([np.broadcast_to(np.asarray(industry_bound, dtype=np.float64), (n_industry,)),
+                            np.full(k - n_industry, style_bound)])
     pos_rows = [row(w=eye_n), row(w=-eye_n), row(y=eye_k), row(y=-eye_k),
                 row(w=sp.csr_matrix(-members.astype(np.float64)[None]))]
     pos_b = [hi, -lo, limit, limit, np.array([-member_min])]

@@ -5,7 +5,8 @@ same problem solved fast in Clarabel's sparse standard form (conic.py).
 maximise   alpha' w
 subject to w >= 0, sum(w) = 1                                    long only, fully invested
            |X_style' (w - w_b)| <= style_bound                    style active exposure
-           |H' (w - w_b)| <= industry_bound                       industry active weight
+           |H' (w - w_b)| <= industry_bound                       industry active weight (wider where
+                                                                  unsellable holdings force it: industry_limits)
            sqrt((w - w_b)' (X F X' + diag(s)) (w - w_b)) <= te     ex-ante tracking error (annual)
            sum(w over index members) >= member_min
            sum|w - w_prev| / 2 <= turnover                        weekly one-way turnover
@@ -87,6 +88,16 @@ def _bounds(p: Problem, lim: Limits) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def industry_limits(p: Problem, lim: Limits) -> np.ndarray:
+    """[I] bound on each industry's active weight: `industry_bound`, widened (by 1e-6 beyond what is
+    forced) where holdings that cannot be sold, or names that cannot be bought, leave no portfolio
+    inside the band: e.g. a suspended 5% holding in an industry the index does not hold."""
+    lo, hi = _bounds(p, lim)
+    wb = p.industry.T @ p.benchmark
+    forced = np.maximum(p.industry.T @ lo - wb, wb - p.industry.T @ hi)
+    return np.maximum(lim.industry_bound, forced + 1e-6)
+
+
 def _constraints(p: Problem, w: cp.Variable, lim: Limits) -> list:
     """Each of the report's constraints, with the problem's numbers as constants."""
     d = w - p.benchmark
@@ -95,7 +106,7 @@ def _constraints(p: Problem, w: cp.Variable, lim: Limits) -> list:
     risk_t = (p.exposures @ np.linalg.cholesky(f + np.eye(len(f)) * 1e-10)).T  # (X L)': factor part of the TE
     cons = [cp.sum(w) == 1, w >= lo, w <= hi,
             cp.abs(p.styles.T @ d) <= lim.style_bound,
-            cp.abs(p.industry.T @ d) <= lim.industry_bound,
+            cp.abs(p.industry.T @ d) <= industry_limits(p, lim),
             cp.norm(cp.hstack([risk_t @ d, cp.multiply(np.sqrt(np.clip(p.specific_var, 0, None)), d)]), 2) <= lim.te,
             p.members.astype(np.float64) @ w >= lim.member_min]
     if lim.turnover is not None and p.previous is not None:
@@ -135,7 +146,7 @@ def _solve_cvxpy(p: Problem, lim: Limits) -> tuple[np.ndarray | None, str, float
 def _solve_conic(p: Problem, lim: Limits) -> tuple[np.ndarray | None, str, float]:
     lo, hi = _bounds(p, lim)
     r = conic.solve_conic(p.alpha, p.benchmark, p.members, p.exposures, p.industry.shape[1], p.factor_cov,
-                          p.specific_var, lo, hi, p.previous, lim.style_bound, lim.industry_bound, lim.te,
+                          p.specific_var, lo, hi, p.previous, lim.style_bound, industry_limits(p, lim), lim.te,
                           lim.member_min, lim.turnover)
     return r.weights, r.status, r.solver_seconds
 
@@ -192,7 +203,7 @@ def violations(p: Problem, w: np.ndarray, lim: Limits) -> dict[str, float]:
         "budget": abs(w.sum() - 1), "long_only": max(0.0, -w.min()),
         "lower_bound": max(0.0, float((lo - w).max())), "upper_bound": max(0.0, float((w - hi).max())),
         "style": max(0.0, float(np.abs(p.styles.T @ d).max() - lim.style_bound)),
-        "industry": max(0.0, float(np.abs(p.industry.T @ d).max() - lim.industry_bound)),
+        "industry": max(0.0, float((np.abs(p.industry.T @ d) - industry_limits(p, lim)).max())),
         "tracking_error": max(0.0, te - lim.te),
         "members": max(0.0, lim.member_min - float(w[p.members].sum())),
     }
