@@ -43,6 +43,7 @@ class Book:
         self.costs: list[float] = []  # cost / NAV, per execution
         self.cancelled: list[int] = []  # trades a fill block stopped, per execution
         self.executed: list[np.ndarray] = []  # weights right after each execution
+        self._scale = 1.0  # NAV units per book value: 1, or 1 / the value a resumed book started from
 
     @classmethod
     def resume(cls, prices: Prices, day: int, weights: np.ndarray, cash: float | None = None) -> Book:
@@ -54,8 +55,6 @@ class Book:
         book.cash = float(1 - total(book.h)) if cash is None else float(cash)
         book._scale = 1.0 / (total(book.h) + book.cash)
         return book
-
-    _scale: float = 1.0  # NAV units per book value: 1, or 1 / the value a resumed book started from
 
     def value(self) -> float:
         return total(self.h) + self.cash

@@ -29,6 +29,9 @@ def prices_of(panel: Panel) -> Prices:
     return Prices(f("close") * adj, f("vwap") * adj, no_buy, no_sell)
 
 
+Resume = tuple[int, np.ndarray, float | None]  # panel day, values held at its close, cash (None: values are weights)
+
+
 @dataclass
 class EnhancedRun:
     index: str
@@ -42,7 +45,7 @@ class EnhancedRun:
 
 
 def enhance(panel: Panel, risk: RiskModel | StoredRisk, scores: np.ndarray, bench: np.ndarray, index: str, model: str,
-            limits: Limits | None = None, resume: tuple[int, np.ndarray, float | None] | None = None,
+            limits: Limits | None = None, resume: Resume | None = None,
             method: str = "conic", on_solve: Callable[[str], None] | None = None) -> EnhancedRun:
     """scores, bench: [N, D] at the risk model's signal dates (NaN: no score; bench weights sum to 1).
 

@@ -27,6 +27,7 @@ import cvxpy as cp
 import numpy as np
 
 from factor_pipeline.portfolio import conic
+from factor_pipeline.portfolio.backtest import total
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def settle(p: Problem, w: np.ndarray) -> np.ndarray:
     prev = p.previous if p.previous is not None else np.zeros(len(w))
     stuck = np.zeros(len(w), dtype=bool) if p.can_sell is None else (~p.can_sell & (prev > 0))
     out = np.where((w >= DUST) | stuck, w, 0.0)
-    return out / out[out != 0].sum()  # over the names held: the same sum whatever zeros the panel spans
+    return out / total(out)  # over the names held: the same sum whatever zeros the panel spans
 
 
 def violations(p: Problem, w: np.ndarray, lim: Limits) -> dict[str, float]:

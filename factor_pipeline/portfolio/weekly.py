@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.datasets.panel import Panel
-from factor_pipeline.portfolio.enhance import EnhancedRun, enhance
+from factor_pipeline.portfolio.enhance import EnhancedRun, Resume, enhance
 from factor_pipeline.portfolio.performance import portfolio_figures
 from factor_pipeline.portfolio.risk import RiskModel, StoredRisk
 from factor_pipeline.progress import Progress
@@ -70,9 +70,6 @@ class PortfolioRuns:
                                                realised_turnover=pl.Series(r.book.turnover),
                                                cost=pl.Series(r.book.costs),
                                                cancelled=pl.Series(r.book.cancelled)) for r in self.runs])
-
-
-Resume = tuple[int, np.ndarray, float | None]  # panel day, values held at its close, cash (None: values are weights)
 
 
 def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, str], Resume]:

@@ -165,14 +165,15 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
                             f"{panel.universe}")
     if not indices:
         raise ValueError(f"none of the indices {config.indices} lies inside the sample universe {panel.universe}")
+    points = resume_points(held, panel)
     progress = Progress("portfolio solves", "solve", log=context.log.info, log_every=0.05)
     try:
         res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices),
-                             resume=resume_points(held, panel), progress=progress)
+                             resume=points, progress=progress)
     finally:
         progress.close()
     weights, audit = res.weights(), res.audit()
-    nav = res.nav(panel, _bench_close(wh, panel), _nav_levels(wh, resume_points(held, panel), panel))
+    nav = res.nav(panel, _bench_close(wh, panel), _nav_levels(wh, points, panel))
     # the run owns its models' rows from `start` on (a NAV runs to the end of the data), so re-running a
     # span is idempotent and a later span does not erase an earlier one's weights
     owned = ("model IN (" + ", ".join(f"'{m}'" for m in models) + ") AND \"index\" IN ("
@@ -191,7 +192,7 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
         "solve_seconds_median": round(float(audit["solve_seconds"].median()), 4),
         "max_constraint_violation": float(audit["max_violation"].max()),
         "weeks_relaxed": int((audit["relaxed"] != "").sum()),
-        "resumed_from_holdings": len(resume_points(held, panel)), "universe": panel.universe,
+        "resumed_from_holdings": len(points), "universe": panel.universe,
         "indices_skipped": ", ".join(skipped) or "none"})
     meta: dict = {"days": nav["date"].n_unique()}
     for index, per in figures(nav, audit).items():
