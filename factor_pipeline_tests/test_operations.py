@@ -60,7 +60,7 @@ def postgres() -> Iterator[dict | None]:
         yield pg
 
 
-PRISTINE: dict[Path, dict] = {}  # every table's checksum right after the reference run
+PRISTINE: dict[Path, dict] = {}  # every table's checksum right after the reference run: later tests rewrite some
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def reference(tmp_path_factory, postgres) -> Path:
     out = subprocess.run(RUN, capture_output=True, text=True, timeout=900, env=_env(home))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "loaded weeks" in out.stdout
-    PRISTINE[home] = _checksums(Warehouse(home / "warehouse.duckdb"))  # later tests add weeks to this home
+    PRISTINE[home] = _checksums(Warehouse(home / "warehouse.duckdb"))
     return home
 
 
@@ -327,6 +327,13 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
+def _shots() -> Path:
+    """Where the browser tests keep their screenshots (data/, git-ignored)."""
+    shots = Path(__file__).resolve().parents[1] / "data" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
 def _page_text(browser, url: str, wanted: list[str], timeout: float = 90, ready=lambda text: True) -> str:
     """Open `url`, dismiss Dagster's first-visit dialog, wait until every wanted string shows (and
     `ready(text)` holds: statuses load after the names)."""
@@ -348,8 +355,7 @@ def _page_text(browser, url: str, wanted: list[str], timeout: float = 90, ready=
 def test_the_ui_in_a_real_browser_shows_the_graph_materialised(reference):
     """`factor-pipeline ui` on loopback, opened in headless Chromium: the asset graph's groups, every asset
     in the catalog, and the latest materialisation of the target weights; screenshots kept."""
-    shots = Path(__file__).resolve().parents[1] / "data" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = _shots()
     browser = _browser()
     port = _free_port()
     ui = subprocess.Popen([sys.executable, "-m", "factor_pipeline.cli", "ui", "--port", str(port)],
@@ -474,18 +480,12 @@ def test_a_ui_backfill_through_the_daemon_equals_the_cli_run_and_a_second_change
 
 
 def _backfills_in_the_browser(base: str, ids: list[str]) -> None:
-    import shutil
-
-    if not shutil.which("chromium") or not shutil.which("chromedriver"):
-        return  # the GraphQL answers above stand; .ci/run installs Chromium, so CI also reads the pages
-    shots = Path(__file__).resolve().parents[1] / "data" / "screenshots"
-    shots.mkdir(parents=True, exist_ok=True)
-    browser = _browser()
+    browser = _browser()  # skips where Chromium is absent, after the GraphQL checks above
     try:
         for i in ids:
             _page_text(browser, f"{base}/runs/b/{i}?tab=runs", [i, "Success"],
                        ready=lambda t: "Completed" in t or "Succeeded" in t)
-        browser.save_screenshot(str(shots / "backfill.png"))
+        browser.save_screenshot(str(_shots() / "backfill.png"))
         _page_text(browser, f"{base}/runs?q[0]=tag%3Adagster%2Fbackfill%3D{ids[0]}",
                    ["weekly_rebalance_job", "Success"])
     finally:
