@@ -11,6 +11,7 @@ from factor_pipeline.orchestration.assets.portfolio import PORTFOLIO_ASSETS
 from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
 from factor_pipeline.orchestration.assets.scores import baseline_scores, scores
 from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
+from factor_pipeline.orchestration.executors import job_executor
 from factor_pipeline.orchestration.jobs import STAGE_JOBS, weekly_rebalance_job
 from factor_pipeline.orchestration.resources import (
     MarketSourceResource,
@@ -28,4 +29,5 @@ defs = dg.Definitions(
     sensors=[rebalance_after_market],
     resources={"warehouse": WarehouseResource(), "market_source": MarketSourceResource(),
                "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
+    executor=job_executor(),  # Dagster's default, or Celery where $FACTOR_PIPELINE_CELERY_BROKER is set
 )

@@ -430,26 +430,36 @@ def _ui_backfill(base: str, keys: list[str], timeout: float = 1200) -> tuple[str
         time.sleep(3)
 
 
-def test_a_ui_backfill_through_the_daemon_equals_the_cli_run_and_a_second_changes_nothing(reference, tmp_path):
-    """A fresh home with the tiny market loaded, `factor-pipeline ui` (webserver + daemon), and a partition
-    backfill of the weekly job over the CLI run's weeks launched through the webserver's GraphQL API as the
-    UI's dialog launches it: the daemon builds every table exactly as the CLI run did (one run over the
-    range), and a second backfill over the same weeks trains nothing, reuses every fit and changes no table.
-    The backfills and their runs show as succeeded in the UI (headless Chromium, where installed)."""
-    from factor_pipeline.orchestration.partitions import rebalance_weeks
-
+def _market_only_home(tmp_path: Path) -> Path:
+    """A fresh home holding only the tiny market (what `factor-pipeline run` loads first)."""
     home = tmp_path / "home"
     load = subprocess.run([sys.executable, "-c", "from factor_pipeline.market.sources import synthetic_source; "
                            "from factor_pipeline.orchestration.runner import materialize_market; "
                            "materialize_market(synthetic_source('tiny', 0))"],
                           capture_output=True, text=True, timeout=600, env=_env(home))
     assert load.returncode == 0, load.stderr[-3000:]
-    ref = Warehouse(reference / "warehouse.duckdb")
-    with ref.connect(read_only=True) as con:
+    return home
+
+
+def _reference_weeks(reference: Path) -> list[str]:
+    """The rebalance weeks (partition keys) the reference CLI run built."""
+    from factor_pipeline.orchestration.partitions import rebalance_weeks
+
+    with Warehouse(reference / "warehouse.duckdb").connect(read_only=True) as con:
         span = con.sql("SELECT min(date) AS a, max(date) AS b FROM weak_factors").pl()
     first, last = span["a"][0], span["b"][0]
-    keys = [k for k in rebalance_weeks.get_partition_keys()
+    return [k for k in rebalance_weeks.get_partition_keys()
             if str(first - timedelta(days=first.weekday())) <= k <= str(last)]
+
+
+def test_a_ui_backfill_through_the_daemon_equals_the_cli_run_and_a_second_changes_nothing(reference, tmp_path):
+    """A fresh home with the tiny market loaded, `factor-pipeline ui` (webserver + daemon), and a partition
+    backfill of the weekly job over the CLI run's weeks launched through the webserver's GraphQL API as the
+    UI's dialog launches it: the daemon builds every table exactly as the CLI run did (one run over the
+    range), and a second backfill over the same weeks trains nothing, reuses every fit and changes no table.
+    The backfills and their runs show as succeeded in the UI (headless Chromium, where installed)."""
+    home = _market_only_home(tmp_path)
+    keys = _reference_weeks(reference)
     port = _free_port()
     ui = subprocess.Popen([sys.executable, "-m", "factor_pipeline.cli", "ui", "--port", str(port)], env=_env(home),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -490,3 +500,55 @@ def _backfills_in_the_browser(base: str, ids: list[str]) -> None:
                    ["weekly_rebalance_job", "Success"])
     finally:
         browser.quit()
+
+
+@pytest.mark.timeout(2400)  # with the reference run where this test runs alone
+def test_the_weekly_job_on_celery_workers_trains_on_the_gpu_queue_and_equals_the_in_process_run(reference, tmp_path):
+    """dagster-celery's executor on a real Redis broker with two workers, as docs/deploy.md runs it: one on
+    the default queue, one on `gpu` (room for two tasks at once). The weekly job over the CLI run's weeks:
+    exactly the weak-factor steps run on the `gpu` worker, the GPU pool still lets only one train at a time,
+    and every table equals the in-process CLI run's."""
+    pytest.importorskip("dagster_celery")
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from factor_pipeline.orchestration.executors import BROKER_ENV
+    from factor_pipeline_tests.celery_cluster import celery_workers, redis_bin, redis_server
+
+    if redis_bin() is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    home = _market_only_home(tmp_path)
+    keys = _reference_weeks(reference)
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    with redis_server() as broker:
+        env = {**_env(home), BROKER_ENV: broker, "DAGSTER_HOME": str(home / "dagster")}
+        with celery_workers(broker, env, {"cpu": ("dagster", 2), "gpu": ("gpu", 2)}, tmp_path) as hosts:
+            t0 = time.monotonic()
+            out = subprocess.run([dagster, "job", "execute", "-m", "factor_pipeline.definitions", "-j",
+                                  "weekly_rebalance_job", "--tags", json.dumps(tags)],
+                                 capture_output=True, text=True, timeout=1800, env=env)
+            took = time.monotonic() - t0
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    instance = _instance(home)
+    (record,) = instance.get_run_records(dg.RunsFilter(job_name="weekly_rebalance_job"))
+    assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    assert record.dagster_run.run_config.get("execution") is None  # the executor came from the environment
+    events = [e for e in instance.all_logs(record.dagster_run.run_id) if e.dagster_event]
+    worker = {}
+    for e in events:
+        data = e.dagster_event.engine_event_data if e.dagster_event.is_engine_event else None
+        if data and "Celery worker" in data.metadata:
+            worker[e.step_key] = getattr(data.metadata["Celery worker"], "value", data.metadata["Celery worker"])
+    started = {e.step_key: e.timestamp for e in events if e.dagster_event.event_type == dg.DagsterEventType.STEP_START}
+    ended = {e.step_key: e.timestamp for e in events if e.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert set(worker) == set(started) == set(ended) and len(started) > 5
+    weak = {s for s in started if s.startswith("weak_factors_")}
+    assert len(weak) == 5
+    assert {s for s, w in worker.items() if w == hosts["gpu"]} == weak
+    assert {w for s, w in worker.items() if s not in weak} == {hosts["cpu"]}
+    spans = sorted((started[s], ended[s]) for s in weak)  # the pool, not the worker, keeps them one at a time
+    assert all(nxt[0] >= prev[1] for prev, nxt in zip(spans, spans[1:], strict=False)), spans
+    built = _checksums(Warehouse(home / "warehouse.duckdb"))
+    want = PRISTINE[reference]
+    assert {t: built.get(t) for t in want} == want
+    print(f"celery run of {len(keys)} weeks: {took:.0f} s, {len(started)} steps, {len(weak)} on the gpu worker")
