@@ -58,6 +58,7 @@ def variants(train: pl.DataFrame, pred: pl.DataFrame, cols: list[str], cfg: Comb
     x_tr, x_pr = train.select(cols).to_numpy(), pred.select(cols).to_numpy()
     mean_tr = train.select(pl.mean_horizontal(outputs)).to_series().to_numpy()
     mean_pr = pred.select(pl.mean_horizontal(outputs)).to_series().to_numpy()
+    lam = 0.1 * train.height
     out: dict[str, np.ndarray] = {"week": pred["week_output"].to_numpy(), "day": pred["day_output"].to_numpy(),
                                   "mean": mean_pr}
     trees = [_tree(train, cols, cfg, s).predict(x_pr) for s in range(5)]
@@ -76,6 +77,13 @@ def variants(train: pl.DataFrame, pred: pl.DataFrame, cols: list[str], cfg: Comb
     beta = float(mean_tr @ y / (mean_tr @ mean_tr))
     resid = _tree(train, cols, cfg, 0, margin=beta * mean_tr)
     out["tree_on_mean"] = beta * mean_pr + resid.predict(x_pr, base_margin=np.zeros(len(mean_pr)))
+    # the outputs alone: the one weak factor per dataset whose meaning survives a refit (z_1..z_K are a new
+    # network's latent axes every year, so what a fit learns about them does not carry to the next model)
+    o_tr, o_pr = train.select(outputs).to_numpy(), pred.select(outputs).to_numpy()
+    tree_out = np.mean([_tree(train, outputs, cfg, s).predict(o_pr) for s in range(5)], axis=0)
+    out["tree5_outputs"] = tree_out
+    out["blend5_outputs"] = (z(pred, tree_out) + zm) / 2
+    out["ridge_outputs"] = o_pr @ np.linalg.solve(o_tr.T @ o_tr + lam * np.eye(len(outputs)), o_tr.T @ y)
     return out
 
 
@@ -95,6 +103,7 @@ def main() -> None:
     feats = feature_frame(weak, ("week", "day"))
     del weak
     cols = [c for c in feats.columns if c not in ("code", "date")]
+    outputs = [c for c in cols if c.endswith("_output")]
     data = cross_sectional_z(feats, cols).join(labels, on=["code", "date"], how="left")
     frames = []
     for year in (args.select_year, args.test_year):
@@ -105,10 +114,11 @@ def main() -> None:
         pred = data.filter(pl.col("date").is_in(these))
         scored = pred.select("code", "date").with_columns(
             **{k: pl.Series(v.astype(np.float64)) for k, v in variants(train, pred, cols, cfg).items()})
-        sel, fits = rolling_scores(feats, labels, these, cfg)
-        scored = scored.join(sel.rename({"score": "select"}), on=["code", "date"], how="left")
-        print(f"{year}: {train.height:,} training rows, select chose {[f.chosen for f in fits]} "
-              f"({fits[0].valid_rank_ic if fits else {}})", flush=True)
+        for name, frame in (("select", feats), ("select_outputs", feats.select("code", "date", *outputs))):
+            sel, fits = rolling_scores(frame, labels, these, cfg)
+            scored = scored.join(sel.rename({"score": name}), on=["code", "date"], how="left")
+            print(f"{year}: {train.height:,} training rows, {name} chose {[f.chosen for f in fits]} "
+                  f"({fits[0].valid_rank_ic if fits else {}})", flush=True)
         frames.append(scored)
     wide = pl.concat(frames, how="diagonal")
     names = [c for c in wide.columns if c not in ("code", "date")]

@@ -73,6 +73,13 @@ TRAINING: dict[str, dict] = {
 }
 
 
+# Combiner settings (models.combiner.CombinerConfig fields) per training preset where they differ from its
+# defaults. Real daily bars: the tree / mean / blend choice is validated across a weak-factor refit, not on
+# folds of the window (chosen on 2018 with benchmarks/combiner_variants.py: the folds' tree scored 0.060
+# out of sample against the mean's 0.114); the synthetic presets keep the folds their figures came from.
+COMBINER: dict[str, dict] = {"real": {"validation": "walk_forward"}}
+
+
 def training_for_market(source_identity: str | None) -> tuple[str, int]:
     """(training preset, seed) that go with the market a warehouse holds (its `_source` identity): what
     every entry point (CLI, schedule, UI launch, backfill) trains with unless the user sets them."""

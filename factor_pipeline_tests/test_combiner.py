@@ -8,7 +8,14 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.evaluation.ic import rank_ic
-from factor_pipeline.models.combiner import MODELS, REPORT_MODELS, CombinerConfig, feature_frame, rolling_scores
+from factor_pipeline.models.combiner import (
+    MODELS,
+    REPORT_MODELS,
+    CombinerConfig,
+    cross_sectional_z,
+    feature_frame,
+    rolling_scores,
+)
 
 
 def _market(seed: int = 0, n: int = 150, weeks: int = 160):
@@ -139,3 +146,62 @@ def test_a_non_linear_market_keeps_the_tree():
     _, fits = rolling_scores(feats, labels, [d for d in dates if d.year == 2018],
                              CombinerConfig(n_estimators=100, train_years=2))
     assert fits[0].chosen in ("tree", "blend") and fits[0].valid_rank_ic["tree"] > fits[0].valid_rank_ic["mean"]
+
+
+def _refit_market(flip: bool, seed: int = 3, n: int = 150):
+    """Weekly rows 2016-2018 of two datasets: each has a stable `output` (a weak link to the label) and a
+    latent z_1. Day's z_1 drives the label strongly; with `flip` its sign changes every year, as a refit
+    network's latent axis may, else it holds."""
+    rng = np.random.default_rng(seed)
+    dates = [date(2016, 1, 8) + timedelta(weeks=w) for w in range(156)]
+    codes = [f"{i:06d}.SZ" for i in range(n)]
+    rows, labels = [], []
+    for d in dates:
+        a, b, c, e = (rng.normal(size=n) for _ in range(4))
+        sign = -1.0 if flip and d.year % 2 else 1.0
+        y = 0.3 * a + 0.3 * b + sign * c + rng.normal(scale=1.0, size=n)
+        rows.append(pl.DataFrame({"code": codes, "date": d, "dataset": "day", "z_1": c, "output": a}))
+        rows.append(pl.DataFrame({"code": codes, "date": d, "dataset": "week", "z_1": e, "output": b}))
+        labels.append(pl.DataFrame({"code": codes, "date": d, "y_std": (y - y.mean()) / y.std(), "y_raw": y,
+                                    "realised_on": d + timedelta(days=15)}))
+    return feature_frame(pl.concat(rows), ("week", "day")), pl.concat(labels), dates
+
+
+def _ic(scores: pl.DataFrame, labels: pl.DataFrame, col: str = "score") -> float:
+    j = scores.join(labels, on=["code", "date"])
+    return float(np.mean([rank_ic(g[col].to_numpy(), g["y_raw"].to_numpy()) for _, g in j.group_by("date")]))
+
+
+def test_walk_forward_takes_the_mean_when_the_latent_factors_do_not_survive_a_refit():
+    feats, labels, dates = _refit_market(flip=True)
+    pred = [d for d in dates if d.year == 2018]
+    cfg = CombinerConfig(n_estimators=60, train_years=2, validation="walk_forward")
+    scores, fits = rolling_scores(feats, labels, pred, cfg)
+    assert fits[0].chosen == "mean" and fits[0].valid_rank_ic["tree"] < fits[0].valid_rank_ic["mean"]
+    mean = cross_sectional_z(feats.filter(pl.col("date").is_in(pred)), ["day_output", "week_output"]).select(
+        "code", "date", score=(pl.col("day_output") + pl.col("week_output")) / 2)  # the outputs z-scored per date
+    both = scores.join(mean, on=["code", "date"], suffix="_mean")
+    assert both.height == scores.height and (both["score"] - both["score_mean"]).abs().max() < 1e-9
+    # a window of one year holds no refit to validate across: the mean, with nothing measured
+    _, single = rolling_scores(feats, labels, pred, CombinerConfig(n_estimators=60, train_years=1,
+                                                                   validation="walk_forward"))
+    assert single[0].chosen == "mean" and single[0].valid_rank_ic == {}
+
+
+def test_walk_forward_keeps_the_tree_when_what_it_learns_holds_across_a_refit():
+    feats, labels, dates = _refit_market(flip=False)
+    pred = [d for d in dates if d.year == 2018]
+    scores, fits = rolling_scores(feats, labels, pred, CombinerConfig(n_estimators=60, train_years=2,
+                                                                      validation="walk_forward"))
+    assert fits[0].chosen in ("tree", "blend")
+    mean = feats.filter(pl.col("date").is_in(pred)).select(
+        "code", "date", score=(pl.col("day_output") + pl.col("week_output")) / 2)
+    assert _ic(scores, labels) > _ic(mean, labels) + 0.1
+
+
+def test_the_combiner_validation_follows_the_market_unless_the_launch_sets_it():
+    from factor_pipeline.orchestration.assets.scores import ScoresConfig
+
+    assert ScoresConfig().combiner("real").validation == "walk_forward"  # real daily bars (chosen on 2018)
+    assert ScoresConfig().combiner("demo").validation == ScoresConfig().combiner("tiny").validation == "folds"
+    assert ScoresConfig(validation="folds").combiner("real").validation == "folds"

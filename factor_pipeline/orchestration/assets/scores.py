@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 
 from factor_pipeline.audit.checks import every_date_scored, finite_scores, labels_before_prediction
-from factor_pipeline.config import home
+from factor_pipeline.config import COMBINER, home, training_for_market
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.evaluation.ic import ic_summary, rank_ic
@@ -34,11 +34,16 @@ class ScoresConfig(dg.Config):
     train_years: int = 3
     retrain_months: int = 12  # retrain cadence: 12 = yearly (the report), or 6, 4, 3, 2, 1
     seed: int = 0
+    # how the tree / mean / blend choice is validated: folds | walk_forward; empty: what goes with the market
+    # in the warehouse (config.COMBINER by training preset), so every entry point combines alike
+    validation: str = ""
 
-    def combiner(self) -> CombinerConfig:
+    def combiner(self, preset: str = "") -> CombinerConfig:
+        validation = self.validation or COMBINER.get(preset, {}).get("validation", "folds")
         return CombinerConfig(n_estimators=self.n_estimators, max_depth=self.max_depth,
                               learning_rate=self.learning_rate, min_child_share=self.min_child_share,
-                              train_years=self.train_years, retrain_months=self.retrain_months, seed=self.seed)
+                              train_years=self.train_years, retrain_months=self.retrain_months, seed=self.seed,
+                              validation=validation)
 
 
 def _has_fit(fits: dict, d) -> bool:
@@ -94,14 +99,14 @@ def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, confi
 def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: WarehouseResource,
            mlflow: MlflowResource) -> dg.MaterializeResult:
     wh, start, end, dates, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
-    cfg = config.combiner()
+    cfg = config.combiner(training_for_market(wh.source_identity())[0])
     res = model_scores(weak, labels, dates, cfg)
     tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
     versions = {m: [log_combiner_fit(m, f, cfg, MODELS[m], tags, mlflow.uri()) for f in fits]
                 for m, fits in res.fits.items()}
     if res.scores.height:
         wh.replace_rows("scores", res.scores, f"date >= DATE '{start}' AND date < DATE '{end}'")
-    meta: dict = {"rows": res.scores.height, "signal_dates": len(dates),
+    meta: dict = {"rows": res.scores.height, "signal_dates": len(dates), "validation": cfg.validation,
                   "training_rows_per_fit": round(float(sum(f.train_rows for fs in res.fits.values() for f in fs))
                                                  / max(1, sum(len(fs) for fs in res.fits.values())))}
     for model, why in res.not_runnable.items():
