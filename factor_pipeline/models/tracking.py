@@ -106,8 +106,9 @@ def log_combiner_fit(model_name: str, fit, cfg, datasets: tuple[str, ...], tags:
                            "last_label_realised_on": str(fit.last_realised), "n_features": len(fit.features)})
         if np.isfinite(fit.train_rank_ic):
             mlflow.log_metric("train_rank_ic", fit.train_rank_ic)
+        if getattr(fit, "chosen", None):
+            mlflow.log_param("chosen", fit.chosen)  # also where nothing was validated (walk-forward, one year)
         if getattr(fit, "valid_rank_ic", None):
-            mlflow.log_param("chosen", fit.chosen)
             mlflow.log_metrics({f"valid_rank_ic_{k}": v for k, v in fit.valid_rank_ic.items() if np.isfinite(v)})
         info = mlflow.xgboost.log_model(fit.model, name="model", pip_requirements=["xgboost"],
                                         registered_model_name=f"{registry_prefix}.{model_name}")
