@@ -380,6 +380,16 @@ def test_the_ui_in_a_real_browser_shows_the_graph_materialised(reference):
                    ["Latest materialization", "max_constraint_violation", "weekly_rebalance_job"],
                    ready=lambda t: " ago" in t.split("Latest materialization", 1)[-1][:200])
         browser.save_screenshot(str(shots / "target_weights.png"))
+        from urllib.parse import quote
+
+        from factor_pipeline.orchestration.jobs import STAGE_JOBS
+        from factor_pipeline.orchestration.runner import RUN_TAG
+
+        # the Runs page filtered by the CLI run's tag reads as its pipeline: its named jobs, each succeeded
+        text = _page_text(browser, f"{base}/runs?q[0]={quote(f'tag:{RUN_TAG}=tiny-seed0', safe='')}",
+                          [j.name for j in STAGE_JOBS], ready=lambda t: "Success" in t)
+        assert "__ephemeral_asset_job__" not in text
+        browser.save_screenshot(str(shots / "runs.png"))
     finally:
         browser.quit()
         ui.send_signal(signal.SIGINT)
