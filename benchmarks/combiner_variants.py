@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -22,7 +23,14 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from factor_pipeline.models.combiner import CombinerConfig, cross_sectional_z, feature_frame, rolling_scores
+from factor_pipeline.models.combiner import (
+    CombinerConfig,
+    _fit_tree,
+    cross_sectional_z,
+    feature_frame,
+    mean_rank_ic,
+    rolling_scores,
+)
 
 UNIVERSES = ("csi_all", "csi300", "csi500", "csi1000")
 
@@ -35,6 +43,9 @@ def _evaluator(contract: Path):
 
 
 def _tree(train: pl.DataFrame, cols: list[str], cfg: CombinerConfig, seed: int, margin=None):
+    """The scores asset's tree (`_fit_tree`) with another seed; with `margin`, boosted from that start."""
+    if margin is None:
+        return _fit_tree(train, cols, replace(cfg, seed=seed))
     import xgboost as xgb
 
     model = xgb.XGBRegressor(n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=cfg.learning_rate,
@@ -43,12 +54,6 @@ def _tree(train: pl.DataFrame, cols: list[str], cfg: CombinerConfig, seed: int, 
                              n_jobs=2, random_state=seed)
     model.fit(train.select(cols).to_numpy(), train["y_std"].to_numpy(), base_margin=margin)
     return model
-
-
-def _daily_ic(df: pl.DataFrame, col: str) -> float:
-    ic = (df.group_by("date").agg(pl.corr(pl.col(col).rank(), pl.col("y_std").rank()).alias("ic"))["ic"]
-          .drop_nulls().drop_nans())
-    return float(ic.mean())
 
 
 def variants(train: pl.DataFrame, pred: pl.DataFrame, cols: list[str], cfg: CombinerConfig) -> dict[str, np.ndarray]:
@@ -67,12 +72,11 @@ def variants(train: pl.DataFrame, pred: pl.DataFrame, cols: list[str], cfg: Comb
     zm = z(pred, mean_pr)
     out["blend"] = (z(pred, trees[0]) + zm) / 2
     out["blend5"] = (z(pred, out["tree5"]) + zm) / 2
-    ics = np.array([_daily_ic(train, c) for c in cols])
+    ics = np.array([mean_rank_ic(train, c, "y_std") for c in cols])
     out["icw_all"] = x_pr @ ics / np.abs(ics).sum()
     w_out = np.array([ics[cols.index(c)] for c in outputs])
     out["icw_outputs"] = pred.select(outputs).to_numpy() @ np.clip(w_out, 0, None)
     y = train["y_std"].to_numpy()
-    lam = 0.1 * len(y)
     out["ridge"] = x_pr @ np.linalg.solve(x_tr.T @ x_tr + lam * np.eye(len(cols)), x_tr.T @ y)
     beta = float(mean_tr @ y / (mean_tr @ mean_tr))
     resid = _tree(train, cols, cfg, 0, margin=beta * mean_tr)

@@ -143,7 +143,7 @@ def _choose(train: pl.DataFrame, cols: list[str], outputs: list[str], cfg: Combi
         return "tree", {}
     edges = [days[int(days.len() * k / cfg.folds)] for k in range(cfg.folds)] + [None]
     ics: dict[str, list[float]] = {"tree": [], "mean": [], "blend": []}
-    keep = days.gather(list(range(0, days.len(), max(1, cfg.inner_stride)))).implode()
+    keep = _every_nth_date(train, cfg.inner_stride)
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         in_fold = (pl.col("date") >= lo) if hi is None else ((pl.col("date") >= lo) & (pl.col("date") < hi))
         valid = train.filter(in_fold)
@@ -151,22 +151,23 @@ def _choose(train: pl.DataFrame, cols: list[str], outputs: list[str], cfg: Combi
         inner = train.filter(clear & pl.col("date").is_in(keep))
         if inner.height < 100 or valid.height < 100:
             continue
-        tree = _fit_tree(inner, cols, cfg)
-        cand = _candidates(valid, tree.predict(valid.select(cols).to_numpy()), outputs)
-        for k, v in cand.items():
-            ics[k].append(mean_rank_ic(valid.select("date", "y_std").with_columns(p=v), "p", "y_std"))
+        for k, v in _validate(inner, valid, cols, outputs, cfg).items():
+            ics[k].append(v)
     mean_ic = {k: float(np.nanmean(v)) if v else float("nan") for k, v in ics.items()}
     if not any(np.isfinite(v) for v in mean_ic.values()):
         return "tree", {}
     return max(mean_ic, key=lambda k: mean_ic[k] if np.isfinite(mean_ic[k]) else -np.inf), mean_ic
 
 
+def _every_nth_date(df: pl.DataFrame, n: int) -> pl.Series:
+    days = df["date"].unique().sort()
+    return days.gather(list(range(0, days.len(), max(1, n)))).implode()
+
+
 def _validate(inner: pl.DataFrame, valid: pl.DataFrame, cols: list[str], outputs: list[str],
               cfg: CombinerConfig) -> dict[str, float]:
-    """Each candidate's mean daily RankIC on `valid`, the tree fit on every `inner_stride`-th date of `inner`."""
-    days = inner["date"].unique().sort()
-    keep = days.gather(list(range(0, days.len(), max(1, cfg.inner_stride)))).implode()
-    tree = _fit_tree(inner.filter(pl.col("date").is_in(keep)), cols, cfg)
+    """Each candidate's mean daily RankIC on `valid`, the tree fit on `inner` (already thinned)."""
+    tree = _fit_tree(inner, cols, cfg)
     cand = _candidates(valid, tree.predict(valid.select(cols).to_numpy()), outputs)
     return {k: mean_rank_ic(valid.select("date", "y_std").with_columns(p=v), "p", "y_std") for k, v in cand.items()}
 
@@ -182,7 +183,8 @@ def _choose_walk_forward(train: pl.DataFrame, cols: list[str], outputs: list[str
     inner = train.filter(pl.col("realised_on") < last)
     if inner.height < 100 or valid.height < 100:
         return "mean", {}  # one period: nothing shows the tree survives a refit
-    ics = _validate(inner, valid, cols, outputs, cfg)
+    ics = _validate(inner.filter(pl.col("date").is_in(_every_nth_date(inner, cfg.inner_stride))), valid, cols,
+                    outputs, cfg)
     finite = {k: v for k, v in ics.items() if np.isfinite(v)}
     return (max(finite, key=finite.get) if finite else "mean"), ics
 
