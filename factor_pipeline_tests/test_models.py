@@ -251,3 +251,39 @@ def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
     np.testing.assert_allclose(both["output"].to_numpy(), (z[0] + z[1]) / 2, atol=1e-5)
     assert both["z_1"].equals(one[0]["z_1"])  # factors are the first member's
     assert not np.allclose(z[0], z[1])
+
+
+def test_within_date_chunks_split_one_dates_stocks_once_and_size_zero_is_the_whole_date():
+    from factor_pipeline.models.trainer import _chunks
+
+    rng = np.random.default_rng(0)
+    parts = _chunks(1000, 256, rng)
+    assert len(parts) == 4 and {len(p) for p in parts} == {250}
+    assert np.array_equal(np.sort(torch.cat(parts).numpy()), np.arange(1000))  # every stock once, no other
+    assert [p.tolist() for p in _chunks(1000, 0, rng)] == [list(range(1000))]
+    assert len(_chunks(300, 256, rng)) == 1  # fewer than two chunks' worth: one step on the whole date
+
+
+def test_mini_batches_take_more_steps_from_the_same_dates(panel, base):
+    data = _data(panel, base, "day")
+    dates = training_dates(data, "day", panel.date_index(date(2017, 7, 3)), FAST)[-12:]
+    cfg = TrainConfig(epochs=1, patience=1, seed=0)
+    steps = {}
+    orig = torch.optim.Adam.step
+    for size in (0, 16):
+        calls = []
+
+        def counted(self, *a, _calls=calls, **k):
+            _calls.append(1)
+            return orig(self, *a, **k)
+
+        torch.optim.Adam.step = counted
+        try:
+            fit("day", data, dates, TrainConfig(**{**cfg.__dict__, "batch_size": size}), net_config("day", data))
+        finally:
+            torch.optim.Adam.step = orig
+        steps[size] = len(calls)
+    n = [int((data.samples[:, t] & np.isfinite(data.y_std[:, t])).sum()) for t in fit(
+        "day", data, dates, cfg, net_config("day", data)).train_dates]
+    assert steps[0] == len(n)
+    assert steps[16] == sum(round(k / 16) if k >= 32 else 1 for k in n)

@@ -47,6 +47,7 @@ class TrainConfig:
     dates_per_epoch: int = 0  # 0: every training date each epoch; else a random draw of that many per epoch
     valid_every: int = 1  # validate on every k-th validation date (10 = non-overlapping labels)
     seeds: int = 1  # networks per fit, averaged
+    batch_size: int = 0  # 0: one date's stocks per step; else each date's stocks in random chunks of this size
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
@@ -92,6 +93,14 @@ def _device(data: TrainData) -> torch.device:
     return data.base.pxt.device
 
 
+def _chunks(n: int, size: int, rng: np.random.Generator) -> list[torch.Tensor]:
+    """Index sets of one date's n stocks per optimiser step: all of them (size 0), or a random split into
+    near-equal chunks of about `size` (still one date each: the loss stays cross-sectional, with more steps)."""
+    if size <= 0 or n < 2 * size:
+        return [torch.arange(n)]
+    return list(torch.from_numpy(rng.permutation(n)).tensor_split(round(n / size)))
+
+
 def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int]) -> float:
     model.eval()
     ics = []
@@ -131,14 +140,15 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
             stocks, x = _batch(data, name, int(t), need_label=True)
             if len(stocks) < 8:
                 continue
-            with autocast(device):
-                z, c = model(x)
             y = torch.from_numpy(data.y_std[stocks, t]).float().to(device)
-            loss, _ = factor_loss(c.float(), z.float(), y, cfg.lam)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+            for part in _chunks(len(stocks), cfg.batch_size, rng):
+                with autocast(device):
+                    z, c = model(x[part])
+                loss, _ = factor_loss(c.float(), z.float(), y[part], cfg.lam)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
         ic = _valid_ic(model, data, name, valid)
         res.history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                             "valid_rank_ic": ic})

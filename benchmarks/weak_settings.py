@@ -1,0 +1,111 @@
+"""Weak-factor training settings compared on a selection year: one yearly fit per setting, exactly as the
+rolling trainer makes it (the year's anchor, the labels realised before it, the purged validation tail),
+scored by the mean RankIC of its output on that year's weekly signal dates (all samples, 10-day label).
+
+    .venv/bin/python benchmarks/weak_settings.py --data ../shared/realdata --years 2017 2018 \\
+        --datasets day week --variants real real_mb512
+
+Choose on 2017-2018; a test year is only for reporting, never for choosing. A variant is a training preset
+of `config.TRAINING` plus overrides (`VARIANTS` below); each line prints its wall time and samples/s too, so
+a setting's cost is read beside its gain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from factor_pipeline.config import TRAINING
+from factor_pipeline.datasets import labels as labels_mod
+from factor_pipeline.datasets.base import dataset_base
+from factor_pipeline.datasets.panel import build_panel
+from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.datasets.samples import sample_mask
+from factor_pipeline.datasets.weekly import signal_dates
+from factor_pipeline.evaluation.ic import rank_ic
+from factor_pipeline.market.sources import file_source, synthetic_source
+from factor_pipeline.market.warehouse import connect_memory
+from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, predict, training_dates
+
+# name: (training preset, overrides)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "real": ("real", {}),
+    "real_mb512": ("real", {"batch_size": 512}),
+    "real_mb256": ("real", {"batch_size": 256}),
+    "real_mb512_e10": ("real", {"batch_size": 512, "epochs": 10, "patience": 3}),
+    "real_mb512_d120": ("real", {"batch_size": 512, "dates_per_epoch": 120}),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--years", type=int, nargs="+", default=[2017, 2018])
+    ap.add_argument("--datasets", nargs="+", default=["day", "week"])
+    ap.add_argument("--variants", nargs="+", default=["real", "real_mb512"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = file_source(args.data) if args.data else synthetic_source(args.preset, 0, root=Path(tmp))
+        panel = build_panel(connect_memory(), src.relations())
+    base = dataset_base(panel, consume=True).to(args.device)
+    y = labels_mod.forward_returns(panel)
+    for name in args.datasets:
+        mask = sample_mask(panel, DATASETS[name].lookback)
+        data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)
+        for year in args.years:
+            sig = signal_dates(panel, date(year, 1, 1), date(year + 1, 1, 1))
+            anchor = int(np.searchsorted(panel.dates, np.datetime64(date(year, 1, 1))))
+            for v in args.variants:
+                preset, over = VARIANTS[v]
+                outs = []
+                for seed in args.seeds:
+                    cfg = replace(TrainConfig(**{**TRAINING[preset], **over}), seed=seed, seeds=1)
+                    dates = training_dates(data, name, anchor, cfg)
+                    t0 = time.perf_counter()
+                    res = fit(name, data, dates, cfg, net_config(name, data))
+                    secs = time.perf_counter() - t0
+                    tab = predict(res.model, name, data, sig)
+                    outs.append(tab)
+                    ic = _ic(tab, panel, y, sig)
+                    print(f"{name:>5} {year} {v:<18} seed {seed}: RankIC {ic:.4f}  valid {res.best_valid_ic:.4f} "
+                          f"(epoch {res.best_epoch + 1}/{len(res.history)})  {secs:6.0f} s", flush=True)
+                if len(outs) > 1:
+                    ens = outs[0].with_columns(output=np.mean([_z(o, panel) for o in outs], axis=0))
+                    print(f"{name:>5} {year} {v:<18} ensemble of {len(outs)}: RankIC {_ic(ens, panel, y, sig):.4f}",
+                          flush=True)
+
+
+def _z(tab, panel) -> np.ndarray:
+    """Output z-scored per date (the ensemble's unit), in the table's row order."""
+    import polars as pl
+
+    o = pl.col("output").cast(pl.Float64)
+    return tab.select(((o - o.mean().over("date")) / o.std(ddof=0).over("date")).alias("z"))["z"].to_numpy()
+
+
+def _ic(tab, panel, y: np.ndarray, sig: list[int]) -> float:
+    ics = []
+    dates = tab["date"].to_numpy().astype("datetime64[D]")
+    codes = tab["code"].to_numpy()
+    out = tab["output"].to_numpy()
+    for t in sig:
+        m = dates == panel.dates[t].astype("datetime64[D]")
+        i = np.searchsorted(panel.codes, codes[m])
+        if np.isfinite(y[i, t]).sum() >= 20:
+            ics.append(rank_ic(out[m], y[i, t]))
+    return float(np.nanmean(ics))
+
+
+if __name__ == "__main__":
+    main()
