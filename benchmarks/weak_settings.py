@@ -41,6 +41,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "real_mb256": ("real", {"batch_size": 256}),
     "real_mb512_e10": ("real", {"batch_size": 512, "epochs": 10, "patience": 3}),
     "real_mb512_d120": ("real", {"batch_size": 512, "dates_per_epoch": 120}),
+    "real_gap60": ("real", {"valid_gap": 60, "valid_every": 5}),
+    "real_mb256_gap60": ("real", {"batch_size": 256, "valid_gap": 60, "valid_every": 5}),
 }
 
 

@@ -203,21 +203,30 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 class StageClock:
-    """Wall seconds of each stage of a `run`, printed at its end and kept in run.json."""
+    """Wall seconds of each stage of a `run`, and the process's peak resident memory at each stage's end
+    (a high-water mark: the stage where it rises is the one that needed it), printed at the end and kept
+    in run.json."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_gb: dict[str, float] = {}
         self._t = time.perf_counter()
 
     def lap(self, stage: str) -> None:
+        import resource
+
         now = time.perf_counter()
         self.seconds[stage] = round(now - self._t, 1)
+        self.peak_gb[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
         self._t = now
 
     def split(self) -> str:
         total = sum(self.seconds.values())
         parts = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
         return f"{parts}; total {total / 60:.1f} min"
+
+    def memory(self) -> str:
+        return ", ".join(f"{k} {v:.2f}" for k, v in self.peak_gb.items())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -260,11 +269,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     record = {"data": source.spec, "preset": None if args.data else args.preset,
               "universe": summary["universe"], "training_preset": training, "seed": args.seed,
-              "start": str(args.start), "end": str(args.end), "seconds_by_stage": clock.seconds, "market": summary}
+              "start": str(args.start), "end": str(args.end), "seconds_by_stage": clock.seconds,
+              "peak_rss_gb_by_stage": clock.peak_gb, "market": summary}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
     print(f"time by stage: {clock.split()}")
+    print(f"peak memory (GiB, high-water mark) at the end of each stage: {clock.memory()}")
     return 0
 
 

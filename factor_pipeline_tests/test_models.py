@@ -161,11 +161,13 @@ def test_rank_ic_matches_a_hand_spearman():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_training_on_cuda_with_bf16(panel, base):
+@pytest.mark.parametrize("batch_size", [0, 16])
+def test_training_on_cuda_with_bf16(panel, base, batch_size):
     data = _data(panel, base, "week")
     data = TrainData(base.to("cuda"), data.samples, data.y_std, data.y_raw, data.codes, data.dates)
     dates = training_dates(data, "week", panel.date_index(date(2017, 7, 3)), FAST)[-10:]
-    res = fit("week", data, dates, FAST, net_config("week", data))
+    cfg = TrainConfig(**{**FAST.__dict__, "batch_size": batch_size})
+    res = fit("week", data, dates, cfg, net_config("week", data))
     assert next(res.model.parameters()).is_cuda and np.isfinite(res.best_valid_ic)
 
 
@@ -287,3 +289,14 @@ def test_mini_batches_take_more_steps_from_the_same_dates(panel, base):
         "day", data, dates, cfg, net_config("day", data)).train_dates]
     assert steps[0] == len(n)
     assert steps[16] == sum(round(k / 16) if k >= 32 else 1 for k in n)
+
+
+def test_a_validation_gap_moves_the_validation_dates_away_from_training(panel, base):
+    data = _data(panel, base, "day")
+    dates = training_dates(data, "day", panel.date_index(date(2017, 7, 3)), FAST)
+    cfg = TrainConfig(**{**FAST.__dict__, "epochs": 1, "date_stride": 1})
+    plain = fit("day", data, dates, cfg, net_config("day", data))
+    gapped = fit("day", data, dates, TrainConfig(**{**cfg.__dict__, "valid_gap": 20}), net_config("day", data))
+    assert gapped.train_dates == plain.train_dates  # training keeps every date it had
+    assert min(gapped.valid_dates) > max(gapped.train_dates) + HORIZON + 1 + 20
+    assert set(gapped.valid_dates) == {t for t in plain.valid_dates if t > max(plain.train_dates) + HORIZON + 21}

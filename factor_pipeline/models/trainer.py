@@ -46,6 +46,7 @@ class TrainConfig:
     date_stride: int = 3  # train on every k-th trading date
     dates_per_epoch: int = 0  # 0: every training date each epoch; else a random draw of that many per epoch
     valid_every: int = 1  # validate on every k-th validation date (10 = non-overlapping labels)
+    valid_gap: int = 0  # trading days left out between the last training label and the first validation date
     seeds: int = 1  # networks per fit, averaged
     batch_size: int = 0  # 0: one date's stocks per step; else each date's stocks in random chunks of this size
     valid_share: float = 0.2
@@ -124,6 +125,8 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     valid = dates[-n_valid:]
     # purged: a training label (t+1 .. t+11) must be realised before the first validation date
     train = [t for t in dates[:-n_valid] if t + HORIZON + 1 < valid[0]] or dates[:-n_valid]
+    if cfg.valid_gap > 0:  # validation further from training: inputs reach back, so neighbours share history
+        valid = [t for t in valid if t > train[-1] + HORIZON + 1 + cfg.valid_gap] or valid[-1:]
     valid = valid[::max(1, cfg.valid_every)]
     device = _device(data)
     model = WeakFactorNet(net_cfg).to(device)
