@@ -105,6 +105,10 @@ def test_cli_run_on_the_tiny_market(reference):
     assert {"daily_bars", "intraday_bars", "l2_daily", "index_weights", "index_daily", "oracle"} <= set(wh.tables())
     report = home / "reports" / "tiny-seed0"
     assert (report / "run.json").exists() and (report / "report.html").stat().st_size > 10_000
+    run = json.loads((report / "run.json").read_text())
+    peaks = list(run["peak_rss_gb_by_stage"].values())  # a high-water mark per stage: never falls
+    assert list(run["peak_rss_gb_by_stage"]) == list(run["seconds_by_stage"]) and peaks == sorted(peaks)
+    assert 0.1 < peaks[0] and peaks[-1] < 24
     from factor_pipeline.report.metrics import validate_metrics
 
     doc = json.loads((report / "metrics.json").read_text())
