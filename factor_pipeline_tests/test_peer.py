@@ -95,14 +95,3 @@ def test_alpha_models_need_week_and_day_for_model_wd_alpha(panel):
                        pred, FAST)
     assert set(res) == {"alpha158_lgbm"}
     assert res["alpha158_lgbm"][0]["date"].n_unique() == len(pred)
-
-
-def test_chunked_column_sums_equal_numpys_nansum_to_the_last_bit():
-    from factor_pipeline.models.peer import column_sums
-
-    rng = np.random.default_rng(3)
-    x = (rng.standard_normal((5003, 7)) * 10 ** rng.uniform(-3, 4, (5003, 7))).astype(np.float32)
-    x[rng.random(x.shape) < 0.1] = np.nan
-    sel = rng.random(5003) < 0.7
-    for chunk in (1, 64, 1000, 1 << 17):
-        assert np.array_equal(column_sums(x, sel, chunk), np.nansum(x[sel], axis=0, dtype=np.float64))

@@ -110,21 +110,8 @@ def _cache_key(cfg: PeerConfig, name: str, rows: Rows, tr: np.ndarray, va: np.nd
     for sel in (tr, va):
         h.update(rows.date[sel].astype("datetime64[D]").astype(np.int64).tobytes())
         h.update(np.nan_to_num(rows.y[sel]).astype(np.float32).tobytes())
-        h.update(column_sums(rows.x, sel).round(3).tobytes())
+        h.update(np.nansum(rows.x[sel], axis=0, dtype=np.float64).round(3).tobytes())
     return h.hexdigest()[:20]
-
-
-def column_sums(x: np.ndarray, sel: np.ndarray, chunk: int = 1 << 17) -> np.ndarray:
-    """`np.nansum(x[sel], axis=0, dtype=float64)` to the last bit, without copying the selected rows at
-    once: x is the peer's largest array (every stock-date x 158), and the copy plus its NaN-free copy
-    were the scores stage's peak memory. The same running sum, row after row, a chunk at a time."""
-    idx = np.flatnonzero(sel)
-    acc = np.zeros((1, x.shape[1]))
-    for a in range(0, len(idx), chunk):
-        part = x[idx[a:a + chunk]].astype(np.float64)
-        part[np.isnan(part)] = 0.0
-        acc = np.concatenate([acc, part]).sum(axis=0, keepdims=True)  # continues the sequential column sums
-    return acc[0]
 
 
 def rolling_peer(rows: Rows, predict: Rows, predict_dates: list[date], cfg: PeerConfig, name: str,

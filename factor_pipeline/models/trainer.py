@@ -144,10 +144,12 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
             if len(stocks) < 8:
                 continue
             y = torch.from_numpy(data.y_std[stocks, t]).float().to(device)
-            for part in _chunks(len(stocks), cfg.batch_size, rng):
+            parts = _chunks(len(stocks), cfg.batch_size, rng)
+            for part in parts:
+                xb, yb = (x, y) if len(parts) == 1 else (x[part], y[part])  # the whole date: no copy
                 with autocast(device):
-                    z, c = model(x[part])
-                loss, _ = factor_loss(c.float(), z.float(), y[part], cfg.lam)
+                    z, c = model(xb)
+                loss, _ = factor_loss(c.float(), z.float(), yb, cfg.lam)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
