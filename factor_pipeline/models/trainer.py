@@ -49,10 +49,6 @@ class TrainConfig:
     valid_gap: int = 0  # trading days left out between the last training label and the first validation date
     seeds: int = 1  # networks per fit, averaged
     batch_size: int = 0  # 0: one date's stocks per step; else each date's stocks in random chunks of this size
-    # which weights a fit keeps: "best" the epoch of highest validation RankIC (early stopping after `patience`
-    # stale epochs); "last" every epoch run, the final weights; "swa" every epoch run, the mean of the weights
-    # at the end of each epoch of the second half (no epoch is chosen on the validation dates)
-    keep: str = "best"
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
@@ -136,9 +132,7 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     model = WeakFactorNet(net_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     res = FitResult(model, train, valid)
-    if cfg.keep not in ("best", "last", "swa"):
-        raise ValueError(f"TrainConfig.keep must be 'best', 'last' or 'swa', not {cfg.keep!r}")
-    best_state, stale, snapshots = None, 0, []
+    best_state, stale = None, 0
     for epoch in range(cfg.epochs):
         model.train()
         losses = []
@@ -165,30 +159,15 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
                             "valid_rank_ic": ic})
         if on_epoch:
             on_epoch(res.history[-1])
-        if cfg.keep == "swa" and epoch >= cfg.epochs // 2:
-            snapshots.append(copy.deepcopy(model.state_dict()))
-        if cfg.keep != "best":
-            res.best_valid_ic, res.best_epoch = ic, epoch
-            continue
         if best_state is None or ic > res.best_valid_ic:
             best_state, res.best_valid_ic, res.best_epoch, stale = copy.deepcopy(model.state_dict()), ic, epoch, 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
-    if cfg.keep == "swa" and snapshots:
-        best_state = {k: torch.stack([s[k].float() for s in snapshots]).mean(0).to(v.dtype)
-                      for k, v in snapshots[0].items()}
-        res.best_valid_ic = _valid_ic(_loaded(model, best_state), data, name, valid)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    model.load_state_dict(best_state)
     model.eval()
     return res
-
-
-def _loaded(model: WeakFactorNet, state: dict) -> WeakFactorNet:
-    model.load_state_dict(state)
-    return model
 
 
 def predict(model: WeakFactorNet | list[WeakFactorNet], name: str, data: TrainData, dates: list[int]) -> pl.DataFrame:
