@@ -203,3 +203,28 @@ def test_alpha158_is_qlibs_on_a_panel_with_suspensions():
         for k, want in ref.items():
             np.testing.assert_allclose(got[k], want, rtol=1e-5, atol=1e-7, err_msg=f"{k} at {t}")
     assert np.isnan(alpha158_features(p, [233])["KMID"][0, 0])  # suspended: no features that day
+
+
+def test_alpha158_rows_in_stock_blocks_are_the_whole_market_rows():
+    """Computing a few stocks at a time (the memory bound) gives the same rows in the same order, and
+    each row is the dense array's cell of its stock and date."""
+    from factor_pipeline.datasets.alpha158 import CHUNK, alpha158_array, alpha158_rows
+
+    p = _panel(7, with_ms=False)
+    rng = np.random.default_rng(7)
+    mask = rng.random((N, T)) < 0.7
+    mask[2] = False  # a stock with no row at all
+    ts = list(range(60, 60 + 2 * CHUNK + 5))  # three date blocks, the last one short
+    whole = alpha158_rows(p, ts, mask, stocks_per_block=N)
+    for per in (1, 3):
+        x, i, t = alpha158_rows(p, ts, mask, stocks_per_block=per)
+        np.testing.assert_array_equal(i, whole[1])
+        np.testing.assert_array_equal(t, whole[2])
+        np.testing.assert_array_equal(x, whole[0])
+    x, i, t = whole
+    assert len(x) == mask[:, ts].sum() and mask[i, t].all() and not (i == 2).any()
+    dense = alpha158_array(p, ts)
+    np.testing.assert_array_equal(x, dense[i, np.searchsorted(ts, t)])
+    first = np.flatnonzero(t < ts[CHUNK])  # rows of the first date block come first, by stock then date
+    assert first.tolist() == list(range(len(first)))
+    assert np.all(np.diff(i[first] * T + t[first]) > 0)

@@ -40,6 +40,7 @@ ROLLING = ("ROC", "MA", "STD", "BETA", "RSQR", "RESI", "MAX", "MIN", "QTLU", "QT
            "VSUMN", "VSUMD")
 FEATURES = KBAR + PRICE + tuple(f"{op}{d}" for op in ROLLING for d in WINDOWS)  # Qlib's order
 CHUNK = 48  # dates per block: bounds the [stocks, dates, 60] window temporaries
+STOCKS = 400  # stocks per block of alpha158_rows: bounds the [stocks, days] series and cumulative sums
 PAD = max(WINDOWS) - 1
 
 
@@ -299,20 +300,35 @@ def alpha158_array(panel: Panel, ts: list[int], dtype=np.float32) -> np.ndarray:
     return out
 
 
-def alpha158_rows(panel: Panel, ts: list[int], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def alpha158_rows(panel: Panel, ts: list[int], mask: np.ndarray,
+                  stocks_per_block: int = STOCKS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The features of the (stock, date) cells where `mask` [N, T] holds, at the dates `ts`, as a long
-    float32 matrix [R, 158] with their stock and date indices (no dense [N, T, 158] array)."""
+    float32 matrix [R, 158] with their stock and date indices (no dense [N, T, 158] array).
+
+    Rows come in blocks of CHUNK dates, within a block by stock then date. They are computed
+    `stocks_per_block` stocks at a time (every feature reads one stock's own series), so the ~50 series
+    and cumulative sums held while computing stay at that breadth, not the market's: same rows, same
+    values, a fraction of the memory."""
     ts = np.asarray(ts, dtype=int)
     m = mask[:, ts]
-    out = np.empty((int(m.sum()), len(FEATURES)), dtype=np.float32)
-    rows_i, rows_t, at = [np.zeros(0, int)], [np.zeros(0, int)], 0
-    for a, block, feats in _blocks(panel, ts):
-        i, k = np.nonzero(m[:, a:a + len(block)])
-        out[at:at + len(i)] = np.stack([feats[f][i, k] for f in FEATURES], axis=-1)
-        at += len(i)
-        rows_i.append(i)
-        rows_t.append(block[k])
-    return out, np.concatenate(rows_i), np.concatenate(rows_t)
+    n_blocks = -(-len(ts) // CHUNK)
+    # rows of date block b held by stocks before i: where a stock block's rows of date block b start
+    per = np.add.reduceat(m, np.arange(0, len(ts), CHUNK), axis=1) if len(ts) else np.zeros((len(m), 0), int)
+    before = np.vstack([np.zeros((1, n_blocks), np.int64), np.cumsum(per, axis=0)])
+    block_start = np.concatenate([[0], np.cumsum(before[-1])])
+    out = np.empty((int(block_start[-1]), len(FEATURES)), dtype=np.float32)
+    rows_i = np.empty(len(out), dtype=np.int64)
+    rows_t = np.empty(len(out), dtype=np.int64)
+    for lo in range(0, len(m), max(1, stocks_per_block)):
+        hi = min(lo + max(1, stocks_per_block), len(m))
+        sub = Panel(panel.codes[lo:hi], panel.dates, panel.daily[lo:hi], panel.listed[lo:hi], panel.suspended[lo:hi])
+        for a, block, feats in _blocks(sub, ts):
+            i, k = np.nonzero(m[lo:hi, a:a + len(block)])
+            at = block_start[a // CHUNK] + before[lo, a // CHUNK]
+            out[at:at + len(i)] = np.stack([feats[f][i, k] for f in FEATURES], axis=-1)
+            rows_i[at:at + len(i)] = lo + i
+            rows_t[at:at + len(i)] = block[k]
+    return out, rows_i, rows_t
 
 
 def alpha158_features(panel: Panel, ts: list[int]) -> dict[str, np.ndarray]:
