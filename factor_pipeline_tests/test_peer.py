@@ -95,3 +95,18 @@ def test_alpha_models_need_week_and_day_for_model_wd_alpha(panel):
                        pred, FAST)
     assert set(res) == {"alpha158_lgbm"}
     assert res["alpha158_lgbm"][0]["date"].n_unique() == len(pred)
+
+
+def test_the_cache_keys_column_sums_are_numpys_in_blocks():
+    """The blockwise sum (no copy of the whole selection) is nansum's, so a cached fit keeps its key."""
+    from factor_pipeline.models.peer import _column_sums
+
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(5000, 7)) * 10.0 ** rng.integers(-3, 6, 7)).astype(np.float32)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[7, 2] = np.inf  # nansum keeps an infinity
+    sel = rng.random(5000) < 0.6
+    want = np.nansum(x[sel], axis=0, dtype=np.float64)
+    for per in (1, 97, 10_000):
+        np.testing.assert_array_equal(_column_sums(x, sel, per), want)
+    assert (_column_sums(x, np.zeros(5000, bool)) == 0).all()

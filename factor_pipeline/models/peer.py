@@ -110,8 +110,21 @@ def _cache_key(cfg: PeerConfig, name: str, rows: Rows, tr: np.ndarray, va: np.nd
     for sel in (tr, va):
         h.update(rows.date[sel].astype("datetime64[D]").astype(np.int64).tobytes())
         h.update(np.nan_to_num(rows.y[sel]).astype(np.float32).tobytes())
-        h.update(np.nansum(rows.x[sel], axis=0, dtype=np.float64).round(3).tobytes())
+        h.update(_column_sums(rows.x, sel).round(3).tobytes())
     return h.hexdigest()[:20]
+
+
+def _column_sums(x: np.ndarray, sel: np.ndarray, rows_per_block: int = 1 << 16) -> np.ndarray:
+    """np.nansum(x[sel], axis=0, dtype=float64) without two copies of the selected rows (the stage's
+    peak memory): blocks of rows are added in order onto the running total, the sum's own order."""
+    idx = np.flatnonzero(sel)
+    total = np.zeros(x.shape[1])
+    for a in range(0, len(idx), rows_per_block):
+        block = x[idx[a:a + rows_per_block]].astype(np.float64)
+        block[np.isnan(block)] = 0.0
+        block[0] += total
+        total = block.sum(axis=0)
+    return total
 
 
 def rolling_peer(rows: Rows, predict: Rows, predict_dates: list[date], cfg: PeerConfig, name: str,
