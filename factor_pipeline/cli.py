@@ -202,37 +202,44 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def release_memory() -> None:
-    """Between stages: collect cycles and hand the C heap's free pages back to the OS (glibc keeps them
-    in its arenas otherwise), so the next stage's peak does not stack on the last one's leftovers."""
-    import ctypes
-    import gc
+def _measured(fn, *args):
+    """In the stage's process: the stage's result and that process's own peak resident memory (GiB)."""
+    import resource
 
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    out = fn(*args)
+    return out, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
+
+
+def in_own_process(fn, *args, labels: tuple = ()):
+    """Run one stage of `run` in a fresh process and wait for it: the machine then needs the largest
+    stage's memory (plus this small parent), not every stage's leftovers stacked in one process (Dagster
+    runs, the MLflow store and the warehouse are on disk, so nothing else passes between stages).
+    Returns (result, the stage process's peak RSS in GiB). `labels`: label_runs' arguments."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from factor_pipeline.orchestration.runner import label_runs
+
+    ctx = multiprocessing.get_context("spawn")  # not fork: the parent's thread pools must not be copied
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=label_runs if labels else None,
+                             initargs=labels) as pool:
+        return pool.submit(_measured, fn, *args).result()
 
 
 class StageClock:
-    """Wall seconds of each stage of a `run`, and the process's peak resident memory at each stage's end
-    (a high-water mark: the stage where it rises is the one that needed it), printed at the end and kept
-    in run.json."""
+    """Wall seconds of each stage of a `run` and the peak resident memory of the process that ran it
+    (each stage runs in its own), printed at the end and kept in run.json, with the parent's own peak."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.peak_gb: dict[str, float] = {}
         self._t = time.perf_counter()
 
-    def lap(self, stage: str) -> None:
-        import resource
-
+    def lap(self, stage: str, peak_gb: float) -> None:
         now = time.perf_counter()
         self.seconds[stage] = round(now - self._t, 1)
-        self.peak_gb[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
-        release_memory()
-        self._t = now  # the release counts in the next stage: the split still sums to the wall time
+        self.peak_gb[stage] = peak_gb
+        self._t = now
 
     def split(self) -> str:
         total = sum(self.seconds.values())
@@ -241,6 +248,12 @@ class StageClock:
 
     def memory(self) -> str:
         return ", ".join(f"{k} {v:.2f}" for k, v in self.peak_gb.items())
+
+    @staticmethod
+    def parent_gb() -> float:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -258,38 +271,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"market: synthetic preset {args.preset!r}, seed {args.seed} (cached under {home() / 'sources'})")
         source = synthetic_source(args.preset, args.seed)
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
-    label_runs(name, args.start, args.end)
+    labels = (name, args.start, args.end)
+    label_runs(*labels)
     _prepare(source, args.replace)
-    summary = _load(source, args.end)
+
+    def stage(label: str, fn, *fn_args):
+        result, peak = in_own_process(fn, *fn_args, labels=labels)
+        clock.lap(label, peak)
+        return result
+
+    summary = stage("market", _load, source, args.end)
     summary["oddities"] = oddities
     summary["universe"] = _universe(args.universe)
-    clock.lap("market")
-    summary["datasets"] = _datasets(source, args.start, args.end)
-    clock.lap("datasets")
+    summary["datasets"] = stage("datasets", _datasets, source, args.start, args.end)
     training = training_preset_for(source.spec)
-    summary["weak_factors"] = _weak_factors(summary["datasets"], training, args.seed)
-    clock.lap("weak factors")
-    summary["scores"] = _scores(summary["datasets"]["weeks"])
-    clock.lap("scores")
+    summary["weak_factors"] = stage("weak factors", _weak_factors, summary["datasets"], training, args.seed)
+    summary["scores"] = stage("scores", _scores, summary["datasets"]["weeks"])
     if summary["scores"]["assets"].get("scores", {}).get("rows"):
-        summary["portfolios"] = _portfolios(args.start, args.end)
-        clock.lap("portfolio")
+        summary["portfolios"] = stage("portfolio", _portfolios, args.start, args.end)
     else:
         print("enhanced portfolios: none, no model has scores in the span (a combiner's first fit needs a year "
               "of out-of-sample weak factors before it)")
-    summary["report"] = _report(name, args.start, args.end)
-    clock.lap("report")
+    summary["report"] = stage("report", _report, name, args.start, args.end)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
     record = {"data": source.spec, "preset": None if args.data else args.preset,
               "universe": summary["universe"], "training_preset": training, "seed": args.seed,
               "start": str(args.start), "end": str(args.end), "seconds_by_stage": clock.seconds,
-              "peak_rss_gb_by_stage": clock.peak_gb, "market": summary}
+              "peak_rss_gb_by_stage": clock.peak_gb, "peak_rss_gb_parent": clock.parent_gb(), "market": summary}
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     print(f"run record: {out / 'run.json'}")
     print(f"MLflow: {home() / 'mlflow.db'} (mlflow ui --backend-store-uri sqlite:///{home() / 'mlflow.db'})")
     print(f"time by stage: {clock.split()}")
-    print(f"peak memory (GiB, high-water mark) at the end of each stage: {clock.memory()}")
+    print(f"peak memory (GiB) of each stage's process: {clock.memory()}; the parent process {clock.parent_gb():.2f}")
     return 0
 
 

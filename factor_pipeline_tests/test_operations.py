@@ -106,9 +106,10 @@ def test_cli_run_on_the_tiny_market(reference):
     report = home / "reports" / "tiny-seed0"
     assert (report / "run.json").exists() and (report / "report.html").stat().st_size > 10_000
     run = json.loads((report / "run.json").read_text())
-    peaks = list(run["peak_rss_gb_by_stage"].values())  # a high-water mark per stage: never falls
-    assert list(run["peak_rss_gb_by_stage"]) == list(run["seconds_by_stage"]) and peaks == sorted(peaks)
-    assert 0.1 < peaks[0] and peaks[-1] < 24
+    peaks = run["peak_rss_gb_by_stage"]  # each stage ran in a process of its own and measured itself
+    assert list(peaks) == list(run["seconds_by_stage"])
+    assert all(0.1 < v < 24 for v in peaks.values()) and 0.05 < run["peak_rss_gb_parent"] < 24
+    assert len({v for v in peaks.values()}) > 1  # not one process's high-water mark repeated
     from factor_pipeline.report.metrics import validate_metrics
 
     doc = json.loads((report / "metrics.json").read_text())
