@@ -51,3 +51,16 @@ def test_a_folder_without_metrics_is_refused(tmp_path):
     out = subprocess.run([sys.executable, "-m", "factor_pipeline.cli", "results", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "metrics.json not found" in out.stderr
+
+
+def test_a_run_of_one_process_per_stage_names_the_largest_stage_and_the_parent():
+    import json
+
+    from factor_pipeline.report.readme import results_markdown
+
+    metrics = json.loads((FIXTURE / "metrics.json").read_text())
+    run = {**json.loads((FIXTURE / "run.json").read_text()),
+           "peak_rss_gb_by_stage": {"market": 1.2, "weak factors": 4.31, "scores": 2.0}, "peak_rss_gb_parent": 0.62}
+    text = results_markdown(metrics, run, "x")
+    assert ("Peak memory 4.3 GiB, the weak factors stage's process (each stage runs in its own; the parent "
+            "process beside it 0.6 GiB).") in text

@@ -40,9 +40,14 @@ def results_markdown(metrics: dict, run: dict, folder: str) -> str:
         timing = (" Time by stage: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in stages.items())
                   + f"; {total / 60:.1f} min in all.")
     peaks = run.get("peak_rss_gb_by_stage") or {}
-    if peaks:  # a high-water mark: the first stage that reached it is the one that needed it
+    if peaks:
         top = max(peaks.values())
-        timing += f" Peak memory {top:.1f} GiB, reached in the {next(k for k, v in peaks.items() if v == top)} stage."
+        where = next(k for k, v in peaks.items() if v == top)
+        if "peak_rss_gb_parent" in run:  # each stage ran in a process of its own beside the CLI's
+            timing += (f" Peak memory {top:.1f} GiB, the {where} stage's process (each stage runs in its own; "
+                       f"the parent process beside it {run['peak_rss_gb_parent']:.1f} GiB).")
+        else:  # a run of one process: a high-water mark, the first stage that reached it needed it
+            timing += f" Peak memory {top:.1f} GiB, reached in the {where} stage."
     lines.append(f"From `{_command(run)}` at commit {m['run'].get('git') or 'unknown'}, signal dates "
                  f"{m['run']['start']} … {m['run']['end']} (training preset {run.get('training_preset')}).{timing}")
     lines += ["", "10-day RankIC on csi_all, each score out of sample (fitted on labels realised before the "
