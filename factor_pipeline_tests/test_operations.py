@@ -194,9 +194,18 @@ def test_a_run_killed_midway_and_resumed_equals_one_uninterrupted(reference, tmp
     proc = subprocess.Popen(RUN, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env(home),
                             start_new_session=True)
     try:
-        for line in proc.stdout:  # the datasets are built; weak-factor training has begun
+        for line in proc.stdout:  # the datasets are built
             if line.lstrip().startswith("labels"):
                 break
+        os.environ["FACTOR_PIPELINE_HOME"] = str(home)
+        from factor_pipeline.orchestration.instance import dagster_home
+
+        dagster_home()
+        started = dg.RunsFilter(job_name="weak_factors_job", statuses=[dg.DagsterRunStatus.STARTED])
+        deadline = time.time() + 300
+        while not dg.DagsterInstance.get().get_run_records(started):  # its process is up: training has begun
+            assert proc.poll() is None and time.time() < deadline, "the weak-factor stage did not start"
+            time.sleep(1)
         time.sleep(5)
         assert proc.poll() is None, "the run ended before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
