@@ -313,7 +313,8 @@ def alpha158_rows(panel: Panel, ts: list[int], mask: np.ndarray,
     m = mask[:, ts]
     n_blocks = -(-len(ts) // CHUNK)
     # rows of date block b held by stocks before i: where a stock block's rows of date block b start
-    per = np.add.reduceat(m, np.arange(0, len(ts), CHUNK), axis=1) if len(ts) else np.zeros((len(m), 0), int)
+    per = np.add.reduceat(m, np.arange(0, len(ts), CHUNK), axis=1, dtype=np.int64) if len(ts) \
+        else np.zeros((len(m), 0), np.int64)
     before = np.vstack([np.zeros((1, n_blocks), np.int64), np.cumsum(per, axis=0)])
     block_start = np.concatenate([[0], np.cumsum(before[-1])])
     out = np.empty((int(block_start[-1]), len(FEATURES)), dtype=np.float32)
