@@ -42,6 +42,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "real_mb512": ("real", {"batch_size": 512}),
     "real_mb256": ("real", {"batch_size": 256}),
     "real_gap60": ("real", {"valid_gap": 60, "valid_every": 5}),
+    "real_rank": ("real", {"label": "rank"}),
 }
 
 

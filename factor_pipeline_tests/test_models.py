@@ -300,3 +300,34 @@ def test_a_validation_gap_moves_the_validation_dates_away_from_training(panel, b
     assert gapped.train_dates == plain.train_dates  # training keeps every date it had
     assert min(gapped.valid_dates) > max(gapped.train_dates) + HORIZON + 1 + 20
     assert set(gapped.valid_dates) == {t for t in plain.valid_dates if t > max(plain.train_dates) + HORIZON + 21}
+
+
+def test_normal_scores_are_standardised_blom_scores_of_the_ranks():
+    from scipy.stats import norm
+
+    from factor_pipeline.models.trainer import normal_scores
+
+    y = np.array([0.30, -0.02, 0.01, 0.01, 5.0])  # a tie and an outlier
+    ranks = np.array([4.0, 1.0, 2.5, 2.5, 5.0])
+    s = norm.ppf((ranks - 0.375) / 5.25)
+    np.testing.assert_allclose(normal_scores(y), (s - s.mean()) / s.std(), atol=1e-12)
+    # only the order counts: the outlier weighs as much as any top-ranked label would
+    np.testing.assert_allclose(normal_scores(np.array([0.30, -0.02, 0.01, 0.01, 0.31])), normal_scores(y))
+
+
+def test_rank_label_training_depends_on_the_labels_order_only(panel, base):
+    """With label="rank" a monotone transform of every date's returns trains the same network; with the
+    z-scored label it does not (the outliers' size moves the steps)."""
+    y = labels_mod.forward_returns(panel)
+    warped = np.sign(y) * np.abs(y) ** 3 * 50 + 1.0  # strictly increasing in y
+    cfg = TrainConfig(**{**FAST.__dict__, "label": "rank"})
+    a_data, b_data = _data(panel, base, "ms", y), _data(panel, base, "ms", warped)
+    dates = training_dates(a_data, "ms", panel.date_index(date(2017, 7, 3)), cfg)[-30:]
+    a = fit("ms", a_data, dates, cfg, net_config("ms", a_data)).model.state_dict()
+    b = fit("ms", b_data, dates, cfg, net_config("ms", b_data)).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    za = fit("ms", a_data, dates, FAST, net_config("ms", a_data)).model.state_dict()
+    zb = fit("ms", b_data, dates, FAST, net_config("ms", b_data)).model.state_dict()
+    assert not all(torch.equal(za[k], zb[k]) for k in za)
+    with pytest.raises(ValueError, match="training label"):
+        fit("ms", a_data, dates, TrainConfig(**{**FAST.__dict__, "label": "ranks"}), net_config("ms", a_data))

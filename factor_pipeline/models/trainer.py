@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 import torch
+from scipy.special import ndtri
+from scipy.stats import rankdata
 
 from factor_pipeline.datasets.base import DatasetBase
 from factor_pipeline.datasets.builders import gather
@@ -49,6 +51,7 @@ class TrainConfig:
     valid_gap: int = 0  # trading days left out between the last training label and the first validation date
     seeds: int = 1  # networks per fit, averaged
     batch_size: int = 0  # 0: one date's stocks per step; else each date's stocks in random chunks of this size
+    label: str = "zscore"  # training target per date: "zscore" (winsorised z-score) or "rank" (normal scores of ranks)
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
@@ -143,7 +146,7 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
             stocks, x = _batch(data, name, int(t), need_label=True)
             if len(stocks) < 8:
                 continue
-            y = torch.from_numpy(data.y_std[stocks, t]).float().to(device)
+            y = torch.from_numpy(_target(data, stocks, int(t), cfg.label)).float().to(device)
             parts = _chunks(len(stocks), cfg.batch_size, rng)
             for part in parts:
                 xb, yb = (x, y) if len(parts) == 1 else (x[part], y[part])  # the whole date: no copy
@@ -194,6 +197,26 @@ def predict(model: WeakFactorNet | list[WeakFactorNet], name: str, data: TrainDa
             frames.append(pl.DataFrame({"code": data.codes[stocks], "date": np.repeat(data.dates[t], len(stocks)),
                                         "dataset": name, **cols, "output": c.astype(np.float32)}))
     return pl.concat(frames).with_columns(pl.col("date").cast(pl.Date))
+
+
+def _target(data: TrainData, stocks: np.ndarray, t: int, label: str) -> np.ndarray:
+    """One date's training target. "rank": the normal scores of the labels' ranks across the date's stocks
+    (Blom), which the loss then correlates with the output: a Pearson loss on rank-Gaussian targets tracks
+    the RankIC it is judged by, and a few extreme returns (limit moves) no longer steer a date's step."""
+    if label == "zscore":
+        return data.y_std[stocks, t]
+    if label != "rank":
+        raise ValueError(f"unknown training label {label!r}; choose 'zscore' or 'rank'")
+    return normal_scores(data.y_raw[stocks, t])
+
+
+def normal_scores(y: np.ndarray) -> np.ndarray:
+    """Blom normal scores of y's ranks (ties share their mean rank), standardised; y has no NaN."""
+    n = len(y)
+    r = rankdata(y)
+    s = ndtri((r - 0.375) / (n + 0.25))
+    sd = s.std()
+    return (s - s.mean()) / sd if sd > 0 else np.zeros(n)
 
 
 def _zscore(c: np.ndarray) -> np.ndarray:
