@@ -87,10 +87,11 @@ def _universe(name: str | None) -> str:
     return chosen
 
 
-def _datasets(source, start: date, end: date) -> dict:
+def _datasets(source_args: tuple, start: date, end: date) -> dict:
     from factor_pipeline.market.warehouse import connect_memory
     from factor_pipeline.orchestration.runner import materialize_datasets
 
+    source = _source(*source_args)
     lo, hi = source.date_range(connect_memory())
     run = materialize_datasets(max(start, lo), min(end, hi))
     print(f"datasets for rebalance weeks {run.first_week} .. {run.last_week}:")
@@ -210,6 +211,13 @@ def _measured(fn, *args):
     return out, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
 
 
+def _label_runs(name: str, start: date, end: date) -> None:
+    """A stage process's initialiser: tag its Dagster runs with the `run` (imports Dagster there, not here)."""
+    from factor_pipeline.orchestration.runner import label_runs
+
+    label_runs(name, start, end)
+
+
 def in_own_process(fn, *args, labels: tuple = ()):
     """Run one stage of `run` in a fresh process and wait for it: the machine then needs the largest
     stage's memory (plus this small parent), not every stage's leftovers stacked in one process (Dagster
@@ -218,10 +226,8 @@ def in_own_process(fn, *args, labels: tuple = ()):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from factor_pipeline.orchestration.runner import label_runs
-
     ctx = multiprocessing.get_context("spawn")  # not fork: the parent's thread pools must not be copied
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=label_runs if labels else None,
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_label_runs if labels else None,
                              initargs=labels) as pool:
         return pool.submit(_measured, fn, *args).result()
 
@@ -256,35 +262,47 @@ class StageClock:
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from factor_pipeline.market.sources import file_source, synthetic_source
-    from factor_pipeline.orchestration.runner import label_runs
+def _market(data: str | None, preset_name: str, seed: int, replace: bool, end: date,
+            universe: str | None) -> tuple:
+    """The run's first stage, in its own process like the others: the market source (imported files checked
+    whole, or the simulated market generated once), the warehouse loaded, the sample universe. The parent
+    only spawns stages and keeps their summaries, so it imports neither Dagster nor DuckDB and holds no
+    table: its memory stays small beside the stage that runs."""
+    if not data:
+        print(f"market: synthetic preset {preset_name!r}, seed {seed} (cached under {home() / 'sources'})")
+    source = _source(data, preset_name, seed)
+    oddities = _validate_files(source) if data else None
+    _prepare(source, replace)
+    summary = _load(source, end)
+    summary["oddities"] = oddities
+    summary["universe"] = _universe(universe)
+    return source.spec, summary
 
+
+def _source(data: str | None, preset_name: str, seed: int):
+    """The run's market source, made in each stage process that reads it (the simulated one is generated
+    once and cached; a file source is only its folder and a stamp)."""
+    from factor_pipeline.market.sources import file_source, synthetic_source
+
+    return file_source(data) if data else synthetic_source(preset_name, seed)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     if args.start > args.end:
         raise SystemExit(f"--start {args.start} is after --end {args.end}")
     clock = StageClock()
-    oddities = None
-    if args.data:
-        source = file_source(args.data)
-        oddities = _validate_files(source)
-    else:
-        print(f"market: synthetic preset {args.preset!r}, seed {args.seed} (cached under {home() / 'sources'})")
-        source = synthetic_source(args.preset, args.seed)
     name = args.name or (f"{args.preset}-seed{args.seed}" if not args.data else Path(args.data).name)
     labels = (name, args.start, args.end)
-    label_runs(*labels)
-    _prepare(source, args.replace)
 
     def stage(label: str, fn, *fn_args):
         result, peak = in_own_process(fn, *fn_args, labels=labels)
         clock.lap(label, peak)
         return result
 
-    summary = stage("market", _load, source, args.end)
-    summary["oddities"] = oddities
-    summary["universe"] = _universe(args.universe)
-    summary["datasets"] = stage("datasets", _datasets, source, args.start, args.end)
-    training = training_preset_for(source.spec)
+    source_args = (args.data, args.preset, args.seed)
+    spec, summary = stage("market", _market, *source_args, args.replace, args.end, args.universe)
+    summary["datasets"] = stage("datasets", _datasets, source_args, args.start, args.end)
+    training = training_preset_for(spec)
     summary["weak_factors"] = stage("weak factors", _weak_factors, summary["datasets"], training, args.seed)
     summary["scores"] = stage("scores", _scores, summary["datasets"]["weeks"])
     if summary["scores"]["assets"].get("scores", {}).get("rows"):
@@ -295,7 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary["report"] = stage("report", _report, name, args.start, args.end)
     out = home() / "reports" / name
     out.mkdir(parents=True, exist_ok=True)
-    record = {"data": source.spec, "preset": None if args.data else args.preset,
+    record = {"data": spec, "preset": None if args.data else args.preset,
               "universe": summary["universe"], "training_preset": training, "seed": args.seed,
               "start": str(args.start), "end": str(args.end), "seconds_by_stage": clock.seconds,
               "peak_rss_gb_by_stage": clock.peak_gb, "peak_rss_gb_parent": clock.parent_gb(), "market": summary}

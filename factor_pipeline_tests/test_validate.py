@@ -13,7 +13,7 @@ import pytest
 
 from factor_pipeline.cli import main
 from factor_pipeline.market.io import duckdb_reader, table_files
-from factor_pipeline.market.validate import validate
+from factor_pipeline.market.validate import ContractError, validate
 from factor_pipeline_tests.conftest import REALDATA
 
 
@@ -267,3 +267,22 @@ def test_a_market_with_beijing_stocks_runs_through_datasets_and_portfolios(tiny_
     doc = json.loads((tmp_path / "home" / "reports" / "bse" / "metrics.json").read_text())
     assert doc["run"]["oddities"]["vwap_outside_range"] == 1
     assert doc["portfolios"]
+
+
+def test_run_refuses_bad_input_from_its_market_process(small_dir, tmp_path, monkeypatch, capsys):
+    """`run` checks the files in its first stage's own process: the contract error crosses back whole
+    (table, column, rule, the offending row) and nothing is written."""
+    import pickle
+
+    table, fn, message = CASES["code not in stocks"]
+    folder = _broken(small_dir, tmp_path, table, fn)
+    home = tmp_path / "home"
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(home))
+    with pytest.raises(ContractError) as caught:
+        validate(duckdb.connect(), {k: duckdb_reader(v) for k, v in table_files(folder).items()}).raise_if_failed()
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert str(again) == str(caught.value) and again.violations == caught.value.violations
+    assert main(["run", "--data", str(folder), "--start", "2017-01-01", "--end", "2017-12-31"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "999999.SH" in err
+    assert not (home / "warehouse.duckdb").exists()

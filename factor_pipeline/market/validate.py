@@ -43,6 +43,10 @@ class ContractError(ValueError):
         lines = "\n  ".join(str(v) for v in violations)
         super().__init__(f"{len(violations)} contract violation(s), nothing written:\n  {lines}")
 
+    def __reduce__(self):
+        """Rebuilt from its violations when it crosses a process boundary (a `run` stage's own process)."""
+        return type(self), (self.violations,)
+
 
 @dataclass
 class Report:
