@@ -47,6 +47,10 @@ def data_hash(data: TrainData, dates: list[int], lookback: int = 150) -> str:
     return h.hexdigest()[:20]
 
 
+# settings added after fits were cached: at their default they stay out of the key, so those fits keep theirs
+_NEW_DEFAULTS: dict[str, object] = {"label": "zscore"}
+
+
 class ModelCache:
     """Trained weak-factor models on disk, keyed by dataset, configs and data hash."""
 
@@ -55,7 +59,8 @@ class ModelCache:
 
     def key(self, name: str, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str) -> str:
         # the cadence only decides which dates a fit trains on, and those are in the data hash
-        train = {k: v for k, v in asdict(cfg).items() if k != "retrain_months"}
+        train = {k: v for k, v in asdict(cfg).items()
+                 if k != "retrain_months" and not (k in _NEW_DEFAULTS and _NEW_DEFAULTS[k] == v)}
         blob = json.dumps({"dataset": name, "train": train, "net": asdict(net_cfg), "data": dhash},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
