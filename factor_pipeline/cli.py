@@ -211,11 +211,20 @@ def _measured(fn, *args):
     return out, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
 
 
-def _label_runs(name: str, start: date, end: date) -> None:
-    """A stage process's initialiser: tag its Dagster runs with the `run` (imports Dagster there, not here)."""
-    from factor_pipeline.orchestration.runner import label_runs
+def _stage_init(parent: int, *labels) -> None:
+    """A stage process's initialiser. It ends with its parent (Linux: a SIGTERM when the parent dies, so a
+    killed `run` leaves no stage training on as an orphan; Dagster records its run as failed), and tags its
+    Dagster runs with the `run`'s name and span (Dagster is imported there, not in the parent)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-    label_runs(name, start, end)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+    if labels:
+        from factor_pipeline.orchestration.runner import label_runs
+
+        label_runs(*labels)
 
 
 def in_own_process(fn, *args, labels: tuple = ()):
@@ -227,8 +236,8 @@ def in_own_process(fn, *args, labels: tuple = ()):
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # not fork: the parent's thread pools must not be copied
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_label_runs if labels else None,
-                             initargs=labels) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_stage_init,
+                             initargs=(os.getpid(), *labels)) as pool:
         return pool.submit(_measured, fn, *args).result()
 
 
