@@ -205,10 +205,22 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _measured(fn, *args):
     """In the stage's process: the stage's result and that process's own peak resident memory (GiB)."""
+    out = fn(*args)
+    return out, _own_peak_gb()
+
+
+def _own_peak_gb() -> float:
+    """This process's own peak resident memory, GiB: VmHWM on Linux (ru_maxrss survives exec, so a process
+    spawned by a large one would report its parent's peak), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**20, 2)  # kB
+    except OSError:
+        pass
     import resource
 
-    out = fn(*args)
-    return out, round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # kB on Linux
 
 
 def _stage_init(parent: int, *labels) -> None:
@@ -266,9 +278,7 @@ class StageClock:
 
     @staticmethod
     def parent_gb() -> float:
-        import resource
-
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+        return _own_peak_gb()
 
 
 def _market(data: str | None, preset_name: str, seed: int, replace: bool, end: date,

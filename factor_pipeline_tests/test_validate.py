@@ -246,7 +246,7 @@ def test_beijing_stocks_and_an_off_range_vwap_import_as_oddities(small_dir, tmp_
 
 
 @pytest.mark.slow
-def test_a_market_with_beijing_stocks_runs_through_datasets_and_portfolios(tiny_dir, tmp_path, monkeypatch, capsys):
+def test_a_market_with_beijing_stocks_runs_through_datasets_and_portfolios(tiny_dir, tmp_path, monkeypatch, capfd):
     """Five stocks on board `bse` (+-30% limits) and one off-range vwap: `run --data` imports, builds the
     datasets, scores and the enhanced portfolios, and the bse stocks are samples like any other."""
     from factor_pipeline.market.warehouse import Warehouse
@@ -257,7 +257,7 @@ def test_a_market_with_beijing_stocks_runs_through_datasets_and_portfolios(tiny_
     monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FACTOR_PIPELINE_TRAINING", "tiny")
     assert main(["run", "--data", str(folder), "--start", "2017-01-01", "--end", "2018-06-29", "--name", "bse"]) == 0
-    assert "vwap_outside_range" in capsys.readouterr().out
+    assert "vwap_outside_range" in capfd.readouterr().out  # printed by the market stage's process
     with Warehouse().connect(read_only=True) as con:
         samples = con.execute("SELECT count(*) FROM samples WHERE code IN "
                               "(SELECT code FROM stocks WHERE board = 'bse')").fetchall()[0][0]
