@@ -231,12 +231,23 @@ def _stage_init(parent: int, *labels) -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
+    import threading
+
+    threading.Thread(target=_end_with, args=(parent,), daemon=True, name="end-with-parent").start()
     if labels:
         from factor_pipeline.orchestration.runner import label_runs
 
         label_runs(*labels)
+
+
+def _end_with(parent: int, grace: float = 10.0) -> None:
+    """Exit once the parent is gone. The SIGTERM above lets Dagster record its run as failed, but Dagster
+    catches that signal, and the pool's worker would then wait for a next task that never comes; `grace`
+    seconds after the parent's death the process ends whatever it is doing (as a SIGKILL would)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    time.sleep(grace)
+    os._exit(1)
 
 
 def in_own_process(fn, *args, labels: tuple = ()):

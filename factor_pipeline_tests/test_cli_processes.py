@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = "from factor_pipeline.cli import in_own_process; import time; in_own_process(time.sleep, 300)"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = "from factor_pipeline.cli import in_own_process; from {module} import {fn}; in_own_process({fn}, 300)"
+
+
+def sleep_through_sigterm(seconds: float) -> None:
+    """A stage that catches SIGTERM and carries on, as a Dagster run does (it records the interruption)."""
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        time.sleep(0.1)
 
 
 def _children(pid: int) -> list[int]:
@@ -35,8 +44,10 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
-def test_a_stage_process_ends_when_its_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", SCRIPT])
+@pytest.mark.parametrize("stage", ["time.sleep", "factor_pipeline_tests.test_cli_processes.sleep_through_sigterm"])
+def test_a_stage_process_ends_when_its_parent_is_killed(stage):
+    module, fn = stage.rsplit(".", 1)
+    parent = subprocess.Popen([sys.executable, "-c", SCRIPT.format(module=module, fn=fn)], cwd=ROOT)
     try:
         deadline, stage = time.time() + 120, []
         while not stage:  # the spawned stage process (not the resource tracker): it runs the stage
@@ -47,7 +58,7 @@ def test_a_stage_process_ends_when_its_parent_is_killed():
         time.sleep(2)  # past its initialiser
         os.kill(parent.pid, signal.SIGKILL)  # the parent alone, as `timeout` or a scheduler would
         parent.wait(timeout=30)
-        deadline = time.time() + 30
+        deadline = time.time() + 40  # a stage that carries on through SIGTERM ends 10 s after its parent
         while any(_alive(p) for p in stage) and time.time() < deadline:
             time.sleep(0.2)
         assert not any(_alive(p) for p in stage), "the stage process outlived its killed parent"
