@@ -348,3 +348,27 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     ranked = TrainConfig(**{**FAST.__dict__, "label": "rank"})
     assert cache.key("day", ranked, net, "h") != cache.key("day", FAST, net, "h")
     assert cache.key("day", TrainConfig(**{**FAST.__dict__, "lr": 2e-3}), net, "h") != cache.key("day", FAST, net, "h")
+
+
+def test_a_new_mlflow_store_appears_whole_and_once(tmp_path, monkeypatch):
+    """The SQLite store is migrated beside its path and linked in: the file, once there, has every table
+    (its alembic version stamped), no temporary file is left, and a second call leaves it as it is."""
+    import sqlite3
+
+    import mlflow
+
+    from factor_pipeline.models.tracking import ensure_store
+
+    monkeypatch.setenv("FACTOR_PIPELINE_HOME", str(tmp_path))
+    path = tmp_path / "m" / "mlflow.db"
+    ensure_store(f"sqlite:///{path}")
+    with sqlite3.connect(path) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"runs", "experiments", "registered_models", "alembic_version"} <= tables
+        assert con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["mlflow.db"]
+    mlflow.set_tracking_uri(f"sqlite:///{path}")
+    exp = mlflow.create_experiment("x", artifact_location=(tmp_path / "a").as_uri())
+    stamp = path.stat().st_mtime_ns
+    ensure_store(f"sqlite:///{path}")
+    assert path.stat().st_mtime_ns == stamp and mlflow.get_experiment(exp).name == "x"

@@ -30,6 +30,31 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{home() / 'mlflow.db'}"
 
 
+def ensure_store(uri: str) -> None:
+    """A new SQLite MLflow store is built whole beside its path and linked into place (atomic; the first
+    process wins): MLflow creates its tables through dozens of migrations, and a run killed among them
+    left a store that every later run failed to open ("table ... already exists")."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///"))
+    if path.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        store = SqlAlchemyStore(f"sqlite:///{tmp}", (home() / "mlruns").as_uri())
+        store.engine.dispose()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process built it first: theirs stands
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def data_hash(data: TrainData, dates: list[int], lookback: int = 150) -> str:
     """Fingerprint of what a fit learns from: its dates, the stocks that are samples on them, their
     labels and their prices over the window the inputs read. Independent of where the panel starts and
@@ -89,7 +114,9 @@ def _experiment(tracking_uri: str | None, experiment: str) -> str:
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # version-by-version chatter; the run page has it all
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
+    uri = tracking_uri or default_tracking_uri()
+    ensure_store(uri)
+    mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else mlflow.create_experiment(
         experiment, artifact_location=(home() / "mlruns").as_uri())
