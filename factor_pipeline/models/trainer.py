@@ -212,11 +212,7 @@ def _target(data: TrainData, stocks: np.ndarray, t: int, label: str) -> np.ndarr
 
 def normal_scores(y: np.ndarray) -> np.ndarray:
     """Blom normal scores of y's ranks (ties share their mean rank), standardised; y has no NaN."""
-    n = len(y)
-    r = rankdata(y)
-    s = ndtri((r - 0.375) / (n + 0.25))
-    sd = s.std()
-    return (s - s.mean()) / sd if sd > 0 else np.zeros(n)
+    return _zscore(ndtri((rankdata(y) - 0.375) / (len(y) + 0.25)))
 
 
 def _zscore(c: np.ndarray) -> np.ndarray:
