@@ -73,6 +73,13 @@ TRAINING: dict[str, dict] = {
 }
 
 
+# Training presets whose weak-factor fits run side by side in single-threaded processes on a CPU
+# (models.side_by_side: 1.3-1.5x faster on 2 cores, the same numbers on any number of cores). The real-data
+# preset trains in the stage's process on all cores: its memory budget has no room for copies of an
+# all-A-share panel, and its figures stay those of that setting.
+SIDE_BY_SIDE = frozenset({"tiny", "demo"})
+
+
 # Combiner settings (models.combiner.CombinerConfig fields) per training preset where they differ from its
 # defaults. Real daily bars: the tree / mean / blend choice is validated across a weak-factor refit, not on
 # folds of the window (chosen on 2018 with benchmarks/combiner_variants.py: the folds' tree scored 0.060

@@ -105,12 +105,39 @@ def _chunks(n: int, size: int, rng: np.random.Generator) -> list[torch.Tensor]:
     return list(torch.from_numpy(rng.permutation(n)).tensor_split(round(n / size)))
 
 
-def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int]) -> float:
+BATCH_CACHE_BYTES = 512 * 2**20
+
+
+class _Batches:
+    """One fit's preprocessed batches by date, kept while they fit in `budget` bytes. Every epoch visits the
+    same validation dates (and, without `dates_per_epoch`, the same training dates); gathering and
+    preprocessing a date costs a fifth of its training step, so it is done once per fit where memory allows."""
+
+    def __init__(self, data: TrainData, name: str, budget: int | None = None):
+        self.data, self.name, self.used = data, name, 0
+        self.budget = BATCH_CACHE_BYTES if budget is None else budget
+        self._kept: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
+
+    def __call__(self, t: int) -> tuple[np.ndarray, torch.Tensor]:
+        hit = self._kept.get(t)
+        if hit is not None:
+            return hit
+        stocks, x = _batch(self.data, self.name, t, need_label=True)
+        size = x.element_size() * x.nelement()
+        if self.used + size <= self.budget:
+            self._kept[t] = (stocks, x)
+            self.used += size
+        return stocks, x
+
+
+def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int],
+              batches: _Batches | None = None) -> float:
+    batches = batches or _Batches(data, name, budget=0)
     model.eval()
     ics = []
     with torch.no_grad():
         for t in dates:
-            stocks, x = _batch(data, name, t, need_label=True)
+            stocks, x = batches(t)
             if len(stocks) >= 3:
                 with autocast(_device(data)):
                     c = model(x)[1]
@@ -135,6 +162,7 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     model = WeakFactorNet(net_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     res = FitResult(model, train, valid)
+    batches = _Batches(data, name)
     best_state, stale = None, 0
     for epoch in range(cfg.epochs):
         model.train()
@@ -143,7 +171,7 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
         if 0 < cfg.dates_per_epoch < len(order):
             order = order[:cfg.dates_per_epoch]
         for t in order:
-            stocks, x = _batch(data, name, int(t), need_label=True)
+            stocks, x = batches(int(t))
             if len(stocks) < 8:
                 continue
             y = torch.from_numpy(_target(data, stocks, int(t), cfg.label)).float().to(device)
@@ -157,7 +185,7 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
                 loss.backward()
                 opt.step()
                 losses.append(float(loss.detach()))
-        ic = _valid_ic(model, data, name, valid)
+        ic = _valid_ic(model, data, name, valid, batches)
         res.history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                             "valid_rank_ic": ic})
         if on_epoch:
@@ -236,20 +264,53 @@ def training_dates(data: TrainData, name: str, first_prediction: int, cfg: Train
     return [t for t in range(newest, oldest - 1, -cfg.date_stride) if has[t]][::-1]
 
 
+@dataclass
+class PeriodJob:
+    """One retraining period: the dates it predicts, the dates its members train on, each member's config
+    and the member already trained (from the cache) or None."""
+
+    period: str
+    these: list[int]
+    dates: list[int]
+    member_cfgs: list[TrainConfig]
+    cached: list[WeakFactorNet | None]
+
+
+def run_period(name: str, data: TrainData, job: PeriodJob, net_cfg: WeakFactorConfig,
+               on_epoch: Callable[[TrainConfig, dict], None] | None = None
+               ) -> tuple[list[FitResult | None], pl.DataFrame]:
+    """Train the period's missing members, then predict its dates with the ensemble: the unit of work that
+    `rolling` runs in order, or side by side in processes (models.side_by_side)."""
+    fits: list[FitResult | None] = []
+    members = []
+    for mcfg, model in zip(job.member_cfgs, job.cached, strict=True):
+        res = None
+        if model is None:
+            res = fit(name, data, job.dates, mcfg, net_cfg, (lambda h, c=mcfg: on_epoch(c, h)) if on_epoch else None)
+            model = res.model
+        fits.append(res)
+        members.append(model.to(_device(data)))
+    return fits, predict(members, name, data, job.these)
+
+
 def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
             model_for: Callable[[list[int], list[int], TrainConfig], WeakFactorNet | None] | None = None,
             on_fit: Callable[[list[int], list[int], FitResult, TrainConfig], None] | None = None,
-            progress: Progress | None = None) -> tuple[pl.DataFrame, list[FitResult]]:
+            progress: Progress | None = None, workers: int | None = 0) -> tuple[pl.DataFrame, list[FitResult]]:
     """Rolling retraining: one model (or seed ensemble) per period of `predict_dates` (a calendar year
     by default), predicting that period.
 
     `model_for(train_dates, period_dates, member_cfg)` may return an already trained model (a cache);
-    `on_fit` is told of every new fit (tracking). A member's config is `cfg` with its own seed and
-    `seeds=1`: each network of an ensemble is cached and tracked on its own. `progress` counts the
-    members (trained or reused), with each epoch's validation RankIC on the bar."""
+    `on_fit` is told of every new fit (tracking), in period order. A member's config is `cfg` with its own
+    seed and `seeds=1`: each network of an ensemble is cached and tracked on its own. `progress` counts the
+    members (trained or reused). `workers`: how the periods run: 0 in this process as it is set up;
+    n >= 1 single-threaded, in n processes side by side (one: in this process), the same numbers for every n;
+    None: models.side_by_side.plan decides from the device, the panel's size and the cores."""
+    from factor_pipeline.models import side_by_side
+
     days = data.dates[predict_dates].astype("datetime64[D]").astype(object)
     periods = [period_of(d, cfg.retrain_months) for d in days]
-    out, fits = [], []
+    jobs = []
     if progress:
         progress.start(len(set(periods)) * max(1, cfg.seeds))
     for p in sorted(set(periods)):
@@ -259,26 +320,29 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
             if progress:
                 progress.step(max(1, cfg.seeds), f"{p}: too few training dates, not predicted")
             continue
-        members = []
-        for k in range(max(1, cfg.seeds)):
-            mcfg = replace(cfg, seed=cfg.seed + k, seeds=1)
-            model = model_for(dates, these, mcfg) if model_for else None
-            if model is None:
-                def epoch_note(h: dict, p=p, s=mcfg.seed) -> None:
-                    if progress:
-                        progress.note(f"{p} seed {s} epoch {h['epoch'] + 1}: valid RankIC {h['valid_rank_ic']:.3f}")
+        mcfgs = [replace(cfg, seed=cfg.seed + k, seeds=1) for k in range(max(1, cfg.seeds))]
+        jobs.append(PeriodJob(p, these, dates, mcfgs, [model_for(dates, these, m) if model_for else None
+                                                       for m in mcfgs]))
+    if workers is None:
+        workers = side_by_side.plan(data, name, sum(m is None for j in jobs for m in j.cached))
 
-                res = fit(name, data, dates, mcfg, net_cfg, epoch_note)
+    def on_epoch(mcfg: TrainConfig, h: dict) -> None:
+        if progress:
+            progress.note(f"seed {mcfg.seed} epoch {h['epoch'] + 1}: valid RankIC {h['valid_rank_ic']:.3f}")
+
+    out, fits = [], []
+    for job, (job_fits, table) in zip(jobs, side_by_side.run_periods(name, data, jobs, net_cfg, workers, on_epoch),
+                                      strict=True):
+        for mcfg, res in zip(job.member_cfgs, job_fits, strict=True):
+            if res is not None:
                 fits.append(res)
-                model = res.model
                 if on_fit:
-                    on_fit(dates, these, res, mcfg)
-                what = f"{p} seed {mcfg.seed} trained, best valid RankIC {res.best_valid_ic:.3f} " \
+                    on_fit(job.dates, job.these, res, mcfg)
+                what = f"{job.period} seed {mcfg.seed} trained, best valid RankIC {res.best_valid_ic:.3f} " \
                        f"(epoch {res.best_epoch + 1})"
             else:
-                what = f"{p} seed {mcfg.seed} reused from the cache"
+                what = f"{job.period} seed {mcfg.seed} reused from the cache"
             if progress:
                 progress.step(1, what)
-            members.append(model.to(_device(data)))
-        out.append(predict(members, name, data, these))
+        out.append(table)
     return (pl.concat(out) if out else pl.DataFrame()), fits

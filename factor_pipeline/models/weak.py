@@ -38,9 +38,10 @@ class WeakRun:
 def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainConfig, n_factors: int,
                  device: torch.device, cache: ModelCache | None = None, tracking_uri: str | None = None,
                  tags: dict[str, str] | None = None, signal: list[int] | None = None,
-                 progress: Progress | None = None) -> WeakRun:
+                 progress: Progress | None = None, side_by_side: bool = False) -> WeakRun:
     """`predict_dates`: the panel dates to predict; `signal`: those the RankIC and turnover are
-    measured on (default: all of them)."""
+    measured on (default: all of them); `side_by_side`: the periods' fits in single-threaded processes where
+    the device and the panel's size allow (models.side_by_side)."""
     base = dataset_base(panel, consume=True).to(device)
     require(base, name)  # a daily-only market has no ms/msnew/l2: say so before anything is trained
     y = labels_mod.forward_returns(panel)
@@ -68,11 +69,14 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
         if cache is not None:
             cache.save(name, cache.key(name, mcfg, net_cfg, dh), res.model)
 
-    run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit, progress)
+    run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit, progress,
+                           workers=None if side_by_side else 0)
     if run.table.height:
         days = []
+        by_date = run.table.select("code", "date", "output").partition_by("date", as_dict=True)
+        empty = run.table.select("code", "output").clear()
         for t in (predict_dates if signal is None else signal):
-            day = run.table.filter(pl.col("date") == panel.dates[t].astype(object))
+            day = by_date.get((panel.dates[t].astype(object),), empty)
             codes, out = day["code"].to_numpy(), day["output"].to_numpy()
             days.append((codes, out))
             i = np.searchsorted(panel.codes, codes)

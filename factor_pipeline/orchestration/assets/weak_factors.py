@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from factor_pipeline.audit.checks import finite_scores
-from factor_pipeline.config import TRAINING, training_for_market
+from factor_pipeline.config import SIDE_BY_SIDE, TRAINING, training_for_market
 from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnavailable
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start, signal_dates, trading_dates
@@ -102,7 +102,7 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
             run = weak_factors(name, panel, every, cfg, config.n_factors, torch_device.get(), ModelCache(),
                                mlflow.uri(), {"dagster_run_id": context.run_id,
                                               "partitions": f"{start}..{end - timedelta(days=1)}"}, signal=dates,
-                               progress=progress)
+                               progress=progress, side_by_side=preset in SIDE_BY_SIDE)
         except DatasetUnavailable as exc:
             return _absent(context, name, exc)
         finally:

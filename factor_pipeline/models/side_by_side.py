@@ -1,0 +1,152 @@
+"""The periods of one dataset's rolling fits side by side in processes, on a CPU.
+
+These small networks use CPU threads poorly: two threads train a fit only 1.15-1.3x faster than one
+(`benchmarks/train_speed.py --threads 1`), while independent fits in single-threaded processes scale with
+the cores. So where the panel is small enough to hand each process its own copy (the synthetic presets),
+every period (train its missing members, predict its dates) runs single-threaded, in `min(cores, fits to
+train)` processes. The numbers do not depend on that count: one thread everywhere, each period seeded on its
+own, results taken in period order. A large panel (all A shares) or a GPU runs the periods in this process
+as it is set up, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import polars as pl
+import torch
+
+from factor_pipeline.datasets.base import DatasetBase
+from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
+from factor_pipeline.models.trainer import FitResult, PeriodJob, TrainConfig, TrainData, run_period
+
+SMALL_BASE_BYTES = 2**30  # a panel up to this size is copied to each process; larger ones train here
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _parts(name: str) -> tuple[str, ...]:
+    """The DatasetBase fields dataset `name` gathers from (pxt also says where tensors live)."""
+    return {"week": ("pxt",), "day": ("pxt", "day"), "msnew": ("pxt", "msnew"), "ms": ("pxt", "ms"),
+            "l2": ("pxt", "l2")}[name]
+
+
+def base_bytes(base: DatasetBase, name: str) -> int:
+    return sum(getattr(base, k).element_size() * getattr(base, k).nelement() for k in _parts(name))
+
+
+def plan(data: TrainData, name: str, to_train: int) -> int:
+    """0: run the periods here as the process is set up (GPU, or a panel too large to copy); else the number
+    of single-threaded processes (1: this process, with one thread)."""
+    if data.base.pxt.device.type != "cpu" or base_bytes(data.base, name) > SMALL_BASE_BYTES:
+        return 0
+    return max(1, min(cores(), to_train))
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_periods(name: str, data: TrainData, jobs: list[PeriodJob], net_cfg: WeakFactorConfig, workers: int,
+                on_epoch: Callable[[TrainConfig, dict], None] | None = None
+                ) -> Iterator[tuple[list[FitResult | None], pl.DataFrame]]:
+    """Each job's (fits, predictions), in job order."""
+    if workers == 0:
+        for job in jobs:
+            yield run_period(name, data, job, net_cfg, on_epoch)
+        return
+    if workers == 1 or len(jobs) < 2:
+        with _one_thread():
+            for job in jobs:
+                yield run_period(name, data, job, net_cfg, on_epoch)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # not fork: torch's thread pools must not be copied
+    shipped = _ship(name, data)
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
+                             initargs=(os.getpid(), name, shipped, net_cfg)) as pool:
+        del shipped
+        futures = [pool.submit(_worker_period, _bare(job)) for job in jobs]
+        for fut in futures:
+            fits, table = fut.result()
+            yield [None if f is None else _fit_result(f, net_cfg) for f in fits], table
+
+
+# --- what crosses between processes: plain arrays, no shared-memory tensors -------------------------------
+
+def _ship(name: str, data: TrainData) -> dict:
+    keep = _parts(name)
+    base = {k: (v.numpy() if isinstance(v, torch.Tensor) and k in keep else None if isinstance(v, torch.Tensor)
+                else v) for k, v in data.base.__dict__.items()}
+    return {"base": base, "samples": data.samples, "y_std": data.y_std, "y_raw": data.y_raw,
+            "codes": data.codes, "dates": data.dates}
+
+
+def _unship(d: dict) -> TrainData:
+    base = DatasetBase(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in d["base"].items()})
+    return TrainData(base, d["samples"], d["y_std"], d["y_raw"], d["codes"], d["dates"])
+
+
+def _state(model: WeakFactorNet) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def _model(state: dict[str, np.ndarray], net_cfg: WeakFactorConfig) -> WeakFactorNet:
+    model = WeakFactorNet(net_cfg)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    return model.eval()
+
+
+def _bare(job: PeriodJob) -> PeriodJob:
+    """The job with its cached members as plain state (a module's tensors would travel as shared memory)."""
+    return PeriodJob(job.period, job.these, job.dates, job.member_cfgs,
+                     [None if m is None else _state(m) for m in job.cached])
+
+
+def _fit_result(f: dict, net_cfg: WeakFactorConfig) -> FitResult:
+    return FitResult(_model(f["state"], net_cfg), f["train_dates"], f["valid_dates"], f["history"],
+                     f["best_epoch"], f["best_valid_ic"])
+
+
+# --- the worker side -------------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _worker_init(parent: int, name: str, shipped: dict, net_cfg: WeakFactorConfig) -> None:
+    """Single-threaded; ends with the process that started it (a killed stage leaves no fit running)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+    torch.set_num_threads(1)
+    _WORKER.update(name=name, data=_unship(shipped), net_cfg=net_cfg)
+
+
+def _worker_period(job: PeriodJob) -> tuple[list[dict | None], pl.DataFrame]:
+    net_cfg = _WORKER["net_cfg"]
+    job.cached = [None if s is None else _model(s, net_cfg) for s in job.cached]
+    fits, table = run_period(_WORKER["name"], _WORKER["data"], job, net_cfg)
+    return [None if f is None else {"state": _state(f.model), "train_dates": f.train_dates,
+                                    "valid_dates": f.valid_dates, "history": f.history, "best_epoch": f.best_epoch,
+                                    "best_valid_ic": f.best_valid_ic} for f in fits], table

@@ -1,0 +1,81 @@
+"""Weak-factor fits side by side in processes: the same numbers as one process, and kept batches change nothing."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+import pytest
+import torch
+
+from factor_pipeline.datasets import labels as labels_mod
+from factor_pipeline.datasets.base import dataset_base
+from factor_pipeline.datasets.panel import build_panel
+from factor_pipeline.datasets.registry import DATASETS
+from factor_pipeline.datasets.samples import sample_mask
+from factor_pipeline.datasets.weekly import signal_dates
+from factor_pipeline.market.io import duckdb_reader, table_files
+from factor_pipeline.models import side_by_side, trainer
+from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, rolling, training_dates
+
+FAST = TrainConfig(epochs=2, patience=1, date_stride=4, train_years=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def panel(tiny_dir):
+    con = duckdb.connect()
+    return build_panel(con, {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items() if k != "oracle"})
+
+
+def _data(panel, name: str) -> TrainData:
+    y = labels_mod.forward_returns(panel)
+    m = sample_mask(panel, DATASETS[name].lookback)
+    return TrainData(dataset_base(panel), m, labels_mod.standardised(y, m), y, panel.codes, panel.dates)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_periods_side_by_side_give_what_one_single_threaded_process_gives(panel):
+    """Two periods (2017, 2018) of the image dataset `week` (whose convolutions round differently with
+    the thread count): in two processes, and in this one with one thread, the fits and every prediction
+    are equal to the bit, in period order; a member given by the cache is not trained again."""
+    data = _data(panel, "week")
+    net = net_config("week", data)
+    pred = signal_dates(panel, date(2017, 7, 3), date(2018, 6, 1))
+    threads = torch.get_num_threads()
+    here, fits_here = rolling("week", data, pred, FAST, net, workers=1)
+    assert torch.get_num_threads() == threads  # restored
+    apart, fits_apart = rolling("week", data, pred, FAST, net, workers=2)
+    assert len(fits_here) == len(fits_apart) == 2 and here.height > 0
+    assert here.equals(apart)
+    assert all(_same_weights(a.model, b.model) and a.history == b.history and a.train_dates == b.train_dates
+               for a, b in zip(fits_here, fits_apart, strict=True))
+    told = []
+    first = fits_here[0]
+    reuse = lambda dates, these, mcfg: first.model if these[0] == pred[0] else None  # noqa: E731  (2017's)
+    again, fits_again = rolling("week", data, pred, FAST, net, model_for=reuse,
+                                on_fit=lambda d, t, res, c: told.append(res), workers=2)
+    assert len(fits_again) == 1 and told == fits_again and again.equals(here)
+
+
+def test_kept_batches_change_no_weight(panel, monkeypatch):
+    """A fit that keeps its preprocessed batches across epochs trains the same network as one that gathers
+    every date again."""
+    data = _data(panel, "msnew")
+    dates = training_dates(data, "msnew", panel.date_index(date(2017, 7, 3)), FAST)
+    kept = fit("msnew", data, dates, FAST, net_config("msnew", data))
+    monkeypatch.setattr(trainer, "BATCH_CACHE_BYTES", 0)
+    again = fit("msnew", data, dates, FAST, net_config("msnew", data))
+    assert _same_weights(kept.model, again.model) and kept.history == again.history
+
+
+def test_the_plan_keeps_large_panels_and_gpus_in_the_process(panel, monkeypatch):
+    data = _data(panel, "day")
+    assert side_by_side.plan(data, "day", 0) == 1  # nothing to train: predictions here, one thread
+    assert side_by_side.plan(data, "day", 7) == min(side_by_side.cores(), 7)
+    monkeypatch.setattr(side_by_side, "SMALL_BASE_BYTES", side_by_side.base_bytes(data.base, "day") - 1)
+    assert side_by_side.plan(data, "day", 7) == 0
+    assert side_by_side.plan(data, "week", 7) > 0  # week reads prices only: a smaller copy
