@@ -12,9 +12,6 @@ as it is set up, as before.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import sys
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -24,15 +21,9 @@ import torch
 from factor_pipeline.datasets.base import DatasetBase
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
 from factor_pipeline.models.trainer import FitResult, PeriodJob, TrainConfig, TrainData, run_period
+from factor_pipeline.parallel import cores, in_order
 
 SMALL_BASE_BYTES = 2**30  # a panel up to this size is copied to each process; larger ones train here
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _parts(name: str) -> tuple[str, ...]:
@@ -76,18 +67,11 @@ def run_periods(name: str, data: TrainData, jobs: list[PeriodJob], net_cfg: Weak
             for job in jobs:
                 yield run_period(name, data, job, net_cfg, on_epoch)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = multiprocessing.get_context("spawn")  # not fork: torch's thread pools must not be copied
     shipped = _ship(name, data)
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
-                             initargs=(os.getpid(), name, shipped, net_cfg)) as pool:
-        del shipped
-        futures = [pool.submit(_worker_period, _bare(job)) for job in jobs]
-        for fut in futures:
-            fits, table = fut.result()
-            yield [None if f is None else _fit_result(f, net_cfg) for f in fits], table
+    results = in_order(_worker_period, [(_bare(job),) for job in jobs], min(workers, len(jobs)), _worker_init,
+                       (name, shipped, net_cfg))
+    for fits, table in results:
+        yield [None if f is None else _fit_result(f, net_cfg) for f in fits], table
 
 
 # --- what crosses between processes: plain arrays, no shared-memory tensors -------------------------------
@@ -131,14 +115,7 @@ def _fit_result(f: dict, net_cfg: WeakFactorConfig) -> FitResult:
 _WORKER: dict = {}
 
 
-def _worker_init(parent: int, name: str, shipped: dict, net_cfg: WeakFactorConfig) -> None:
-    """Single-threaded; ends with the process that started it (a killed stage leaves no fit running)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
+def _worker_init(name: str, shipped: dict, net_cfg: WeakFactorConfig) -> None:
     torch.set_num_threads(1)
     _WORKER.update(name=name, data=_unship(shipped), net_cfg=net_cfg)
 

@@ -1,0 +1,47 @@
+"""Independent pieces of a stage side by side in single-threaded processes, on a CPU.
+
+Small models use CPU threads poorly (two threads train a weak-factor network 1.15-1.3x faster than one, an
+XGBoost combiner barely faster), while independent fits in separate processes scale with the cores. The
+pools here start clean processes (spawn: no copied thread pools), end with the process that started them,
+and hand their tasks' results back in submission order.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
+
+
+def cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _start(parent: int, init: Callable[..., None] | None, args: tuple) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+    if init is not None:
+        init(*args)
+
+
+def in_order(fn: Callable, tasks: Iterable[tuple], workers: int, init: Callable[..., None] | None = None,
+             init_args: tuple = ()) -> Iterator:
+    """fn(*task) for each task in `workers` processes (each first runs init(*init_args)), yielded in order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start,
+                             initargs=(os.getpid(), init, init_args)) as pool:
+        futures = [pool.submit(fn, *task) for task in tasks]
+        for fut in futures:
+            yield fut.result()
