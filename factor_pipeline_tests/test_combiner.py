@@ -205,29 +205,3 @@ def test_the_combiner_validation_follows_the_market_unless_the_launch_sets_it():
     assert ScoresConfig().combiner("real").validation == "walk_forward"  # real daily bars (chosen on 2018)
     assert ScoresConfig().combiner("demo").validation == ScoresConfig().combiner("tiny").validation == "folds"
     assert ScoresConfig(validation="folds").combiner("real").validation == "folds"
-
-
-def test_models_side_by_side_fit_the_same_trees_as_one_process(monkeypatch):
-    """XGBoost's hist trees do not depend on the thread count (what lets model_scores fit the models in
-    single-threaded processes): one thread and two give the same predictions, and the models fitted in two
-    processes score every row as the models fitted here do."""
-    from factor_pipeline.models import combiner
-    from factor_pipeline.models.scores import model_scores
-
-    weak, labels, dates = _market(seed=4, weeks=120)
-    feats = feature_frame(weak, ("week", "day"))
-    pred = [d for d in dates if d.year == 2018]
-    cfg = CombinerConfig(n_estimators=40)
-    by_threads = {}
-    for n in (1, 2):
-        monkeypatch.setattr(combiner, "TREE_THREADS", n)
-        by_threads[n] = rolling_scores(feats, labels, pred, cfg)[0]
-    assert by_threads[1].equals(by_threads[2])
-    monkeypatch.setattr(combiner, "TREE_THREADS", 0)
-    full = pl.concat([weak] + [weak.filter(pl.col("dataset") == "day").with_columns(dataset=pl.lit(d))
-                               for d in ("ms", "msnew", "l2")])
-    here = model_scores(full, labels, pred, cfg, workers=1)
-    apart = model_scores(full, labels, pred, cfg, workers=2)
-    assert here.scores.height > 0 and here.scores.equals(apart.scores)
-    assert list(here.fits) == list(apart.fits) == list(MODELS)
-    assert all(sorted(here.oos_ic[m]) == sorted(apart.oos_ic[m]) for m in MODELS)  # per date, in any order

@@ -34,7 +34,6 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.models.cadence import group_by_period, period_start
-from factor_pipeline.parallel import cores
 
 MODELS: dict[str, tuple[str, ...]] = {
     "model1": ("day", "ms", "l2"),
@@ -119,11 +118,6 @@ def _candidates(frame: pl.DataFrame, tree_pred: np.ndarray, outputs: list[str]) 
     return {"tree": tree["t"], "mean": mean["m"], "blend": (zt + zm) / 2}
 
 
-# XGBoost threads per fit (0: every core). Its hist trees are the same for any thread count (test), so a
-# process that fits several models side by side sets 1.
-TREE_THREADS = 0
-
-
 def _fit_tree(train: pl.DataFrame, cols: list[str], cfg: CombinerConfig):
     import xgboost as xgb
 
@@ -131,7 +125,7 @@ def _fit_tree(train: pl.DataFrame, cols: list[str], cfg: CombinerConfig):
         n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, learning_rate=cfg.learning_rate,
         subsample=cfg.subsample, colsample_bytree=cfg.colsample_bytree,
         min_child_weight=max(20.0, cfg.min_child_share * train.height),
-        tree_method="hist", n_jobs=TREE_THREADS or cores(), random_state=cfg.seed)
+        tree_method="hist", n_jobs=2, random_state=cfg.seed)
     model.fit(train.select(cols).to_numpy(), train["y_std"].to_numpy())
     return model
 

@@ -105,7 +105,7 @@ def _chunks(n: int, size: int, rng: np.random.Generator) -> list[torch.Tensor]:
     return list(torch.from_numpy(rng.permutation(n)).tensor_split(round(n / size)))
 
 
-BATCH_CACHE_BYTES = 512 * 2**20
+BATCH_CACHE_BYTES = 256 * 2**20  # the real run's weak-factor stage stays below its portfolio stage
 
 
 class _Batches:
