@@ -45,3 +45,12 @@ def in_order(fn: Callable, tasks: Iterable[tuple], workers: int, init: Callable[
         futures = [pool.submit(fn, *task) for task in tasks]
         for fut in futures:
             yield fut.result()
+
+
+COPY_BUDGET = 256 * 2**20  # inputs up to this size are copied to each process; larger ones stay in one
+
+
+def workers_for(copied_bytes: int, tasks: int) -> int:
+    """Processes for `tasks` independent pieces that each need a copy of `copied_bytes` of inputs: every core
+    where the copies are small, else one (this process)."""
+    return max(1, min(cores(), tasks)) if copied_bytes <= COPY_BUDGET else 1

@@ -321,3 +321,26 @@ def test_a_run_resumed_from_stored_holdings_equals_an_uninterrupted_one(tiny_ris
     nav_second = PortfolioRuns([second], rm).nav(panel, close, {("csi500", "model3"): level})
     np.testing.assert_allclose(nav_second["nav"].to_numpy(), nav_whole["nav"].to_numpy()[i0:], rtol=1e-12)
     np.testing.assert_allclose(nav_second["bench"].to_numpy(), nav_whole["bench"].to_numpy()[i0:], rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_portfolios_side_by_side_hold_the_weights_of_one_process(tiny, tiny_risk):
+    """Two indices x two models over the last weeks, solved in two processes and in this one: the same
+    weights and audit to the bit (only the solve times differ), in the same order."""
+    from factor_pipeline.portfolio.weekly import run_portfolios
+
+    panel, rm, _ = tiny_risk
+    rng = np.random.default_rng(5)
+    ks = list(range(len(rm.signals) - 6, len(rm.signals) - 1))
+    dates = panel.dates[np.asarray(rm.signals)[ks]]
+    n = len(panel.codes)
+    scores = pl.concat([pl.DataFrame({"code": panel.codes, "date": d, "model": m, "score": rng.normal(size=n)})
+                        for d in dates.astype(object) for m in ("model3", "model4")])
+    runs = {w: run_portfolios(panel, rm, scores, tiny["index_weights"], ["model3", "model4"],
+                              indices=("csi300", "csi500"), workers=w) for w in (1, 2)}
+    one, two = runs[1], runs[2]
+    assert [(r.index, r.model) for r in one.runs] == [(r.index, r.model) for r in two.runs] and len(one.runs) == 4
+    assert one.weights().height > 0 and one.weights().equals(two.weights())
+    timing = ["solve_seconds", "solver_seconds"]
+    assert one.audit().drop(timing).equals(two.audit().drop(timing))
+    assert one.held().equals(two.held())

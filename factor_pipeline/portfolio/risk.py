@@ -254,6 +254,10 @@ class StoredRisk:
         self._spec = np.where(np.isfinite(self._spec), self._spec, med)  # names not in the table: the median
         self._by_t = {int(t): j for j, t in enumerate(self.signals)}
 
+    @property
+    def nbytes(self) -> int:
+        return int(self._x.nbytes + self._spec.nbytes + self._cov.nbytes)
+
     def exposures(self, k: int) -> np.ndarray:
         return self._x[k]
 

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.datasets.panel import Panel
+from factor_pipeline.parallel import in_order
 from factor_pipeline.portfolio.enhance import EnhancedRun, Resume, enhance
 from factor_pipeline.portfolio.performance import portfolio_figures
 from factor_pipeline.portfolio.risk import RiskModel, StoredRisk
@@ -96,9 +97,11 @@ def resume_points(held: pl.DataFrame | None, panel: Panel) -> dict[tuple[str, st
 def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFrame, index_weights: pl.DataFrame,
                    models: list[str], indices: tuple[str, ...] = INDICES,
                    resume: dict[tuple[str, str], Resume] | None = None,
-                   progress: Progress | None = None) -> PortfolioRuns:
+                   progress: Progress | None = None, workers: int = 1) -> PortfolioRuns:
     """One weekly enhancement per (index, model) over the risk model's signal dates, each resuming from
-    `resume[(index, model)]` when given; `progress` counts the weekly solves."""
+    `resume[(index, model)]` when given; `progress` counts the weekly solves. `workers` > 1: the portfolios
+    are solved side by side in that many processes, each given a copy of the panel and the risk model
+    (Clarabel is single-threaded and each portfolio's weeks depend only on its own: the same weights)."""
     sdates = panel.dates[np.asarray(risk.signals, dtype=int)]
     todo = []
     for index in indices:
@@ -111,10 +114,30 @@ def run_portfolios(panel: Panel, risk: RiskModel | StoredRisk, scores: pl.DataFr
         tradable = np.asarray(risk.signals, dtype=int) + 1 < len(panel.dates)
         progress.start(sum(int((np.isfinite(s).any(0) & np.isfinite(b).all(0) & tradable).sum())
                            for _, _, s, b in todo))
+    if workers > 1 and len(todo) > 1:
+        tasks = [(s, bench, index, model, (resume or {}).get((index, model))) for index, model, s, bench in todo]
+        runs = []
+        for run in in_order(_enhance, tasks, min(workers, len(todo)), _hold, (panel, risk)):
+            runs.append(run)
+            if progress:
+                progress.step(len(run.seconds), f"{run.index} {run.model}: {len(run.seconds)} weeks solved")
+        return PortfolioRuns(runs, risk)
     step = (lambda what: progress.step(1, what)) if progress else None
     runs = [enhance(panel, risk, s, bench, index, model, resume=(resume or {}).get((index, model)), on_solve=step)
             for index, model, s, bench in todo]
     return PortfolioRuns(runs, risk)
+
+
+_HELD: dict = {}
+
+
+def _hold(panel: Panel, risk: RiskModel | StoredRisk) -> None:
+    """A worker's copy of what every portfolio reads."""
+    _HELD.update(panel=panel, risk=risk)
+
+
+def _enhance(scores: np.ndarray, bench: np.ndarray, index: str, model: str, resume: Resume | None) -> EnhancedRun:
+    return enhance(_HELD["panel"], _HELD["risk"], scores, bench, index, model, resume=resume)
 
 
 def figures(nav: pl.DataFrame, audit: pl.DataFrame) -> dict[str, dict[str, dict]]:

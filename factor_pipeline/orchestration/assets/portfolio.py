@@ -14,6 +14,7 @@ from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.orchestration.partitions import run_window
 from factor_pipeline.orchestration.resources import WarehouseResource
+from factor_pipeline.parallel import workers_for
 from factor_pipeline.portfolio.risk import StoredRisk, bias_statistic, build_risk_model, risk_tables
 from factor_pipeline.portfolio.weekly import INDICES, figures, resume_points, run_portfolios
 from factor_pipeline.progress import Progress
@@ -168,8 +169,9 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     points = resume_points(held, panel)
     progress = Progress("portfolio solves", "solve", log=context.log.info, log_every=0.05)
     try:
-        res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices),
-                             resume=points, progress=progress)
+        res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices), resume=points,
+                             progress=progress, workers=workers_for(panel.nbytes + risk.nbytes,
+                                                                    len(indices) * len(models)))
     finally:
         progress.close()
     weights, audit = res.weights(), res.audit()
