@@ -2,6 +2,7 @@
 from the panel) against the same model on pre-gathered tensors, in the same run.
 
     .venv/bin/python benchmarks/train_speed.py --preset demo --dates 40
+    .venv/bin/python benchmarks/train_speed.py --preset demo --dates 40 --threads 1   # one side-by-side fit
     .venv/bin/python benchmarks/train_speed.py --data ../shared/realdata --dates 20   # real daily bars
 
 The ratio (pipeline / pre-gathered) shows what feeding the network costs; aim >= 0.9. On a
@@ -57,15 +58,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dates", type=int, default=40)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (1: what a side-by-side fit gets)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         src = file_source(args.data) if args.data else synthetic_source(args.preset, args.seed, root=Path(tmp))
         panel = build_panel(connect_memory(), src.relations())
     base = dataset_base(panel, consume=True).to(args.device)
     y = labels_mod.forward_returns(panel)
-    print(f"device={args.device} {'data=' + args.data if args.data else 'preset=' + args.preset} "
-          f"dates per epoch={args.dates}")
+    print(f"device={args.device} threads={args.threads} "
+          f"{'data=' + args.data if args.data else 'preset=' + args.preset} dates per epoch={args.dates}")
     for name in DATASETS:
         try:
             require(base, name)

@@ -16,7 +16,7 @@ from factor_pipeline.datasets.labels import HORIZON
 from factor_pipeline.datasets.panel import build_panel
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.samples import sample_mask
-from factor_pipeline.datasets.weekly import signal_dates, trading_dates
+from factor_pipeline.datasets.weekly import history_start, signal_dates, trading_dates
 from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.market.io import duckdb_reader, table_files
 from factor_pipeline.models.loss import factor_loss
@@ -186,12 +186,20 @@ def test_data_hash_does_not_depend_on_where_the_panel_starts(panel, base, tiny_d
     short = _data(late, dataset_base(late), name)
     i_full = [panel.date_index(d) for d in days]
     i_short = [late.date_index(d) for d in days]
+    lookback = DATASETS[name].lookback
     assert i_full != i_short
-    assert data_hash(full, i_full) == data_hash(short, i_short)
+    assert data_hash(full, i_full, lookback) == data_hash(short, i_short, lookback)
+    # a panel cut as a one-week run cuts it: from the dataset's lookback before the first training date
+    tight = build_panel(con, {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items() if k != "oracle"},
+                        start=history_start(days[0].astype(object), lookback))
+    i_tight = [tight.date_index(d) for d in days]
+    assert min(i_tight) < 150  # a fixed 150-day window would reach before this panel's start
+    assert data_hash(_data(tight, dataset_base(tight), name), i_tight, lookback) == data_hash(full, i_full, lookback)
     # while a changed label on one of those dates changes it
     y = labels_mod.forward_returns(late)
     y[:, i_short[0]] += np.random.default_rng(0).normal(scale=0.05, size=len(y))
-    assert data_hash(_data(late, dataset_base(late), name, y), i_short) != data_hash(short, i_short)
+    assert data_hash(_data(late, dataset_base(late), name, y), i_short, lookback) != \
+        data_hash(short, i_short, lookback)
 
 
 def test_a_dataset_the_market_lacks_is_unavailable_before_any_training(panel):

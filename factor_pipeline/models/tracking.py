@@ -55,10 +55,13 @@ def ensure_store(uri: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def data_hash(data: TrainData, dates: list[int], lookback: int = 150) -> str:
+def data_hash(data: TrainData, dates: list[int], lookback: int) -> str:
     """Fingerprint of what a fit learns from: its dates, the stocks that are samples on them, their
-    labels and their prices over the window the inputs read. Independent of where the panel starts and
-    which other stocks it holds, so a one-week run finds the model a multi-year run trained."""
+    labels and their prices over the window the inputs read (the dataset's `lookback` trading days up to
+    each date). Independent of where the panel starts and which other stocks it holds, so a one-week run,
+    whose panel starts `lookback` days before the first training date, finds the model a multi-year run
+    trained (a fixed 150-day window reached before such a panel for the 30-day datasets, and the Friday
+    job retrained day, ms, msnew and l2 every week)."""
     h = hashlib.sha256()
     d = np.asarray(dates)
     rows = np.flatnonzero(data.samples[:, d].any(axis=1))

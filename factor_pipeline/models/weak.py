@@ -48,19 +48,20 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
     mask = sample_mask(panel, DATASETS[name].lookback)
     data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)
     net_cfg = net_config(name, data, n_factors=n_factors)
+    lookback = DATASETS[name].lookback
     run = WeakRun(pl.DataFrame())
 
     def model_for(dates: list[int], these: list[int], mcfg: TrainConfig):
         if cache is None:
             return None
-        model = cache.load(name, cache.key(name, mcfg, net_cfg, data_hash(data, dates)), net_cfg)
+        model = cache.load(name, cache.key(name, mcfg, net_cfg, data_hash(data, dates, lookback)), net_cfg)
         run.reused += model is not None
         return model
 
     def on_fit(dates: list[int], these: list[int], res: FitResult, mcfg: TrainConfig) -> None:
         run.trained += 1
         run.valid_ic.append(res.best_valid_ic)
-        dh = data_hash(data, dates)
+        dh = data_hash(data, dates, lookback)
         if tracking_uri is not None:  # tracked first: a model is cached only once it is in MLflow
             period = f"{panel.dates[these[0]]}..{panel.dates[these[-1]]}"
             run.registered.append(log_fit(name, res, mcfg, net_cfg, dh, period, {
