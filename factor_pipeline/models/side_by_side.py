@@ -3,8 +3,8 @@
 These small networks use CPU threads poorly: two threads train a fit only 1.15-1.3x faster than one
 (`benchmarks/train_speed.py --threads 1`), while independent fits in single-threaded processes scale with
 the cores. So where the panel is small enough to hand each process its own copy (the synthetic presets),
-every period (train its missing members, predict its dates) runs single-threaded, in `min(cores, fits to
-train)` processes. The numbers do not depend on that count: one thread everywhere, each period seeded on its
+every period (train its missing members, predict its dates) runs single-threaded, in `min(cores, periods)`
+processes. The numbers do not depend on that count: one thread everywhere, each period seeded on its
 own, results taken in period order. A large panel (all A shares) or a GPU runs the periods in this process
 as it is set up, as before.
 """
@@ -36,12 +36,12 @@ def base_bytes(base: DatasetBase, name: str) -> int:
     return sum(getattr(base, k).element_size() * getattr(base, k).nelement() for k in _parts(name))
 
 
-def plan(data: TrainData, name: str, to_train: int) -> int:
+def plan(data: TrainData, name: str, periods: int) -> int:
     """0: run the periods here as the process is set up (GPU, or a panel too large to copy); else the number
-    of single-threaded processes (1: this process, with one thread)."""
+    of single-threaded processes (1: this process, with one thread: one period, e.g. the Friday job's)."""
     if data.base.pxt.device.type != "cpu" or base_bytes(data.base, name) > SMALL_BASE_BYTES:
         return 0
-    return max(1, min(cores(), to_train))
+    return max(1, min(cores(), periods))
 
 
 @contextlib.contextmanager

@@ -324,7 +324,7 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
         jobs.append(PeriodJob(p, these, dates, mcfgs, [model_for(dates, these, m) if model_for else None
                                                        for m in mcfgs]))
     if workers is None:
-        workers = side_by_side.plan(data, name, sum(m is None for j in jobs for m in j.cached))
+        workers = side_by_side.plan(data, name, len(jobs))
 
     def on_epoch(mcfg: TrainConfig, h: dict) -> None:
         if progress:
