@@ -205,3 +205,25 @@ def test_the_combiner_validation_follows_the_market_unless_the_launch_sets_it():
     assert ScoresConfig().combiner("real").validation == "walk_forward"  # real daily bars (chosen on 2018)
     assert ScoresConfig().combiner("demo").validation == ScoresConfig().combiner("tiny").validation == "folds"
     assert ScoresConfig(validation="folds").combiner("real").validation == "folds"
+
+
+def test_a_periods_fit_is_reused_from_the_cache_and_new_rows_fit_anew(tmp_path):
+    """A weekly run reuses its year's fit: a second run over a few weeks of the year reads the fit the first
+    stored (the same scores, nothing fitted), while a corrected label in the training window fits anew."""
+    from factor_pipeline.models.fit_cache import CombinerCache
+
+    weak, labels, dates = _market(seed=5)
+    feats = feature_frame(weak, ("week", "day"))
+    year = [d for d in dates if d.year == 2018]
+    cfg = CombinerConfig(n_estimators=30, train_years=2)
+    cache = CombinerCache(tmp_path)
+    whole, fits = rolling_scores(feats, labels, year, cfg, cache)
+    assert [f.reused for f in fits] == [False] and len(list(tmp_path.glob("*.pkl"))) == 1
+    weeks, fits2 = rolling_scores(feats, labels, year[-3:], cfg, cache)
+    assert [f.reused for f in fits2] == [True] and fits2[0].chosen == fits[0].chosen
+    assert weeks.sort("date", "code").equals(whole.filter(pl.col("date").is_in(year[-3:])).sort("date", "code"))
+    assert fits2[0].train_rank_ic == fits[0].train_rank_ic
+    fixed = labels.with_columns(pl.when((pl.col("date") == dates[60]) & (pl.col("code") == "000001.SH"))
+                                .then(pl.col("y_std") + 1.0).otherwise(pl.col("y_std")).alias("y_std"))
+    _, fits3 = rolling_scores(feats, fixed, year[-3:], cfg, cache)
+    assert [f.reused for f in fits3] == [False] and len(list(tmp_path.glob("*.pkl"))) == 2

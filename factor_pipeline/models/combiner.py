@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from factor_pipeline.models.cadence import group_by_period, period_start
+from factor_pipeline.models.fit_cache import CombinerCache
 
 MODELS: dict[str, tuple[str, ...]] = {
     "model1": ("day", "ms", "l2"),
@@ -81,6 +82,7 @@ class CombinerFit:
     first_prediction: date | None = None  # the period's first day (its anchor): every label seen is before it
     chosen: str = "tree"  # tree | mean | blend: what scored the period
     valid_rank_ic: dict[str, float] = field(default_factory=dict)  # per candidate, mean over the time folds
+    reused: bool = False  # read from the fit cache (an earlier run fitted it; tracked then)
 
 
 def mean_rank_ic(df: pl.DataFrame, x: str, y: str) -> float:
@@ -190,10 +192,11 @@ def _choose_walk_forward(train: pl.DataFrame, cols: list[str], outputs: list[str
 
 
 def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
-                   cfg: CombinerConfig) -> tuple[pl.DataFrame, list[CombinerFit]]:
+                   cfg: CombinerConfig, cache: CombinerCache | None = None) -> tuple[pl.DataFrame, list[CombinerFit]]:
     """Scores (code, date, score) at `predict_dates`, each from a fit on labels realised before its
     retraining period (a calendar year by default). `features` and `labels` may hold every trading
-    date (the daily rows a combiner learns from); only `predict_dates` are scored."""
+    date (the daily rows a combiner learns from); only `predict_dates` are scored. `cache`: a period's fit
+    is read from it when the same rows and settings fitted it before, and stored there when fitted."""
     cols = [c for c in features.columns if c not in ("code", "date")]
     outputs = [c for c in cols if c.endswith("_output")] if cfg.select else []
     if cfg.standardise:
@@ -208,8 +211,15 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
                                                                          min(first.day, 28))))
         if train.height < 100:
             continue
-        chosen, ics = _choose(train, cols, outputs, cfg)
-        model = _fit_tree(train, cols, cfg)
+        key = cache.key(cfg, cols, first, train) if cache else ""
+        hit = cache.load(key) if cache else None
+        if hit:
+            chosen, ics, model = hit
+        else:
+            chosen, ics = _choose(train, cols, outputs, cfg)
+            model = _fit_tree(train, cols, cfg)
+            if cache:
+                cache.save(key, chosen, ics, model)
         pred = data.filter(pl.col("date").is_in(these))
         score = _candidates(pred, model.predict(pred.select(cols).to_numpy()), outputs)[chosen] if outputs \
             else pl.Series(model.predict(pred.select(cols).to_numpy()).astype(np.float64))
@@ -219,6 +229,6 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
         fitted = train.select("date", "y_std").with_columns(pred=in_sample)
         fits.append(CombinerFit(first.year, period, train.height, train["date"].min(), train["date"].max(),
                                 train["realised_on"].max(), cols, model, mean_rank_ic(fitted, "pred", "y_std"), first,
-                                chosen, ics))
+                                chosen, ics, reused=hit is not None))
     scores = pl.concat(out) if out else pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
     return scores, fits

@@ -9,6 +9,7 @@ import polars as pl
 
 from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.models.combiner import MODELS, CombinerConfig, CombinerFit, feature_frame, rolling_scores
+from factor_pipeline.models.fit_cache import CombinerCache
 
 
 @dataclass
@@ -20,7 +21,7 @@ class ModelScores:
 
 
 def model_scores(weak: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
-                 cfg: CombinerConfig) -> ModelScores:
+                 cfg: CombinerConfig, cache: CombinerCache | None = None) -> ModelScores:
     have = set(weak["dataset"].unique()) if weak.height else set()
     res = ModelScores(pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "model": pl.String,
                                            "score": pl.Float64}))
@@ -30,7 +31,7 @@ def model_scores(weak: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[d
         if missing:
             res.not_runnable[model] = f"no weak factors of {', '.join(missing)} on this market"
             continue
-        s, fits = rolling_scores(feature_frame(weak, datasets), labels, predict_dates, cfg)
+        s, fits = rolling_scores(feature_frame(weak, datasets), labels, predict_dates, cfg, cache)
         res.fits[model] = fits
         s = s.with_columns(model=pl.lit(model)).select("code", "date", "model", "score")
         frames.append(s)

@@ -13,6 +13,7 @@ from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.evaluation.ic import ic_summary, rank_ic
 from factor_pipeline.models.baselines import alpha_models, equal_weight
 from factor_pipeline.models.combiner import MODELS, CombinerConfig
+from factor_pipeline.models.fit_cache import CombinerCache
 from factor_pipeline.models.peer import PeerConfig
 from factor_pipeline.models.scores import model_scores
 from factor_pipeline.models.tracking import log_combiner_fit, log_peer_fit
@@ -100,13 +101,15 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
            mlflow: MlflowResource) -> dg.MaterializeResult:
     wh, start, end, dates, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
     cfg = config.combiner(training_for_market(wh.source_identity())[0])
-    res = model_scores(weak, labels, dates, cfg)
+    res = model_scores(weak, labels, dates, cfg, CombinerCache(home() / "models" / "combiner"))
     tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
-    versions = {m: [log_combiner_fit(m, f, cfg, MODELS[m], tags, mlflow.uri()) for f in fits]
+    # a fit read from the cache was tracked by the run that fitted it
+    versions = {m: [log_combiner_fit(m, f, cfg, MODELS[m], tags, mlflow.uri()) for f in fits if not f.reused]
                 for m, fits in res.fits.items()}
     if res.scores.height:
         wh.replace_rows("scores", res.scores, f"date >= DATE '{start}' AND date < DATE '{end}'")
     meta: dict = {"rows": res.scores.height, "signal_dates": len(dates), "validation": cfg.validation,
+                  "fits_reused": sum(f.reused for fs in res.fits.values() for f in fs),
                   "training_rows_per_fit": round(float(sum(f.train_rows for fs in res.fits.values() for f in fs))
                                                  / max(1, sum(len(fs) for fs in res.fits.values())))}
     for model, why in res.not_runnable.items():
