@@ -22,6 +22,14 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def can_spawn() -> bool:
+    """Whether this process may start processes: a Celery prefork worker's task process is daemonic, and a
+    daemonic process may not have children (the pieces then run in it, one after another)."""
+    import multiprocessing
+
+    return not multiprocessing.current_process().daemon
+
+
 def _start(parent: int, init: Callable[..., None] | None, args: tuple) -> None:
     if sys.platform.startswith("linux"):
         import ctypes
@@ -47,10 +55,11 @@ def in_order(fn: Callable, tasks: Iterable[tuple], workers: int, init: Callable[
             yield fut.result()
 
 
-COPY_BUDGET = 256 * 2**20  # inputs up to this size are copied to each process; larger ones stay in one
+COPY_BUDGET = 192 * 2**20  # inputs up to this size are copied to each process (the demo portfolio stage: ~0.1 GB;
+# the real 2017-2019 one: ~0.33 GB, which stays in one process within the real run's memory budget)
 
 
 def workers_for(copied_bytes: int, tasks: int) -> int:
     """Processes for `tasks` independent pieces that each need a copy of `copied_bytes` of inputs: every core
     where the copies are small, else one (this process)."""
-    return max(1, min(cores(), tasks)) if copied_bytes <= COPY_BUDGET else 1
+    return max(1, min(cores(), tasks)) if copied_bytes <= COPY_BUDGET and can_spawn() else 1

@@ -79,3 +79,37 @@ def test_the_plan_keeps_large_panels_and_gpus_in_the_process(panel, monkeypatch)
     monkeypatch.setattr(side_by_side, "SMALL_BASE_BYTES", side_by_side.base_bytes(data.base, "day") - 1)
     assert side_by_side.plan(data, "day", 7) == 0
     assert side_by_side.plan(data, "week", 7) > 0  # week reads prices only: a smaller copy
+
+
+def _in_a_daemon(panel_dir, out):
+    """In a daemonic process (as a Celery prefork task runs): the periods run here, one after another."""
+    import multiprocessing
+
+    import polars as pl
+
+    from factor_pipeline.parallel import can_spawn
+
+    assert multiprocessing.current_process().daemon and not can_spawn()
+    con = duckdb.connect()
+    p = build_panel(con, {k: duckdb_reader(v) for k, v in table_files(panel_dir).items() if k != "oracle"})
+    data = _data(p, "day")
+    table, _ = rolling("day", data, signal_dates(p, date(2017, 7, 3), date(2018, 3, 1)), FAST,
+                       net_config("day", data), workers=2)
+    table.write_parquet(out)
+    assert isinstance(table, pl.DataFrame)
+
+
+def test_a_daemonic_process_runs_the_periods_itself_with_the_same_numbers(panel, tiny_dir, tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_in_a_daemon, args=(tiny_dir, tmp_path / "t.parquet"), daemon=True)
+    proc.start()
+    proc.join(600)
+    assert proc.exitcode == 0
+    import polars as pl
+
+    data = _data(panel, "day")
+    here, _ = rolling("day", data, signal_dates(panel, date(2017, 7, 3), date(2018, 3, 1)), FAST,
+                      net_config("day", data), workers=2)
+    assert pl.read_parquet(tmp_path / "t.parquet").equals(here)

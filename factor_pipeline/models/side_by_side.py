@@ -21,7 +21,7 @@ import torch
 from factor_pipeline.datasets.base import DatasetBase
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
 from factor_pipeline.models.trainer import FitResult, PeriodJob, TrainConfig, TrainData, run_period
-from factor_pipeline.parallel import cores, in_order
+from factor_pipeline.parallel import can_spawn, cores, in_order
 
 SMALL_BASE_BYTES = 2**30  # a panel up to this size is copied to each process; larger ones train here
 
@@ -62,7 +62,7 @@ def run_periods(name: str, data: TrainData, jobs: list[PeriodJob], net_cfg: Weak
         for job in jobs:
             yield run_period(name, data, job, net_cfg, on_epoch)
         return
-    if workers == 1 or len(jobs) < 2:
+    if workers == 1 or len(jobs) < 2 or not can_spawn():  # the same numbers: one thread either way
         with _one_thread():
             for job in jobs:
                 yield run_period(name, data, job, net_cfg, on_epoch)
