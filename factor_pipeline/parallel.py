@@ -1,6 +1,6 @@
 """Independent pieces of a stage side by side in single-threaded processes, on a CPU.
 
-Small models use CPU threads poorly (two threads train a weak-factor network 1.15-1.3x faster than one) and
+Small models use CPU threads poorly (two threads train a weak-factor network 0.9-1.5x as fast as one) and
 Clarabel solves a portfolio's week on one thread, while independent pieces in separate processes scale with
 the cores (XGBoost does scale with its own threads: the combiners stay in one process). The
 pools here start clean processes (spawn: no copied thread pools), end with the process that started them,

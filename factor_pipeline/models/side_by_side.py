@@ -1,6 +1,6 @@
 """The periods of one dataset's rolling fits side by side in processes, on a CPU.
 
-These small networks use CPU threads poorly: two threads train a fit only 1.15-1.3x faster than one
+These small networks use CPU threads poorly: two threads train a fit 0.9-1.5x as fast as one
 (`benchmarks/train_speed.py --threads 1`), while independent fits in single-threaded processes scale with
 the cores. So where the panel is small enough to hand each process its own copy (the synthetic presets),
 every period (train its missing members, predict its dates) runs single-threaded, in `min(cores, periods)`
