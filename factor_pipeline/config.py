@@ -74,10 +74,10 @@ TRAINING: dict[str, dict] = {
 
 
 # Training presets whose weak-factor fits run side by side in single-threaded processes on a CPU
-# (models.side_by_side: with the kept batches, the demo's weak-factor stage 14.3 -> 7.6 min on 2 cores; the same
-# numbers on any number of cores). The real-data
-# preset trains in the stage's process on all cores: its memory budget has no room for copies of an
-# all-A-share panel, and its figures stay those of that setting.
+# (models.side_by_side; with the kept batches the demo's weak-factor stage went 14.3 -> 7.6 min on 2 cores;
+# the same numbers on any number of cores). The real-data preset trains in the stage's process on all
+# cores: its memory budget has no room for copies of an all-A-share panel, and its figures stay those of
+# that setting.
 SIDE_BY_SIDE = frozenset({"tiny", "demo"})
 
 
