@@ -12,6 +12,15 @@ storage:
   sqlite:
     base_dir: {base}/storage
 """
+# the same files as SQLITE_STORAGE, written with the event log's connections kept open (storage.py)
+POOLED_SQLITE_STORAGE = """\
+storage:
+  custom:
+    module: factor_pipeline.orchestration.storage
+    class: PooledSqliteStorage
+    config:
+      base_dir: {base}/storage
+"""
 
 POSTGRES_STORAGE = """\
 storage:
@@ -65,5 +74,5 @@ def dagster_home() -> Path:
 def instance_yaml(base: Path, postgres: dict | None = None) -> str:
     """dagster.yaml for an instance under `base`: SQLite storage there, or Postgres (`host`, `port`,
     `user`, `db`; the password from $DAGSTER_PG_PASSWORD) for runs, events and schedules."""
-    storage = POSTGRES_STORAGE.format(**postgres) if postgres else SQLITE_STORAGE.format(base=base)
+    storage = POSTGRES_STORAGE.format(**postgres) if postgres else POOLED_SQLITE_STORAGE.format(base=base)
     return DAGSTER_YAML.format(base=base, storage=storage)
