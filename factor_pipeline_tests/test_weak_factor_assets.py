@@ -22,14 +22,14 @@ def home(tiny_dir, tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-def _run(name: str):
+def _run(name: str, first: str = "2018-01-01", last: str = "2018-02-19"):
     asset = [a for a in WEAK_FACTOR_ASSETS if a.key.path[0] == f"weak_factors_{name}"]
     return dg.materialize(
         asset, instance=dg.DagsterInstance.ephemeral(),
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource(), "torch_device": TorchDeviceResource()},
         run_config={"ops": {f"weak_factors_{name}": {"config": {"training_preset": "tiny"}}},
                     "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        tags={"dagster/asset_partition_range_start": "2018-01-01", "dagster/asset_partition_range_end": "2018-02-19"},
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
     )
 
 
@@ -56,3 +56,24 @@ def test_weak_factor_asset_writes_tracks_and_reuses(home):
     assert md2["fits_trained"].value == 0 and md2["fits_reused"].value == 1
     assert wh.checksum("weak_factors") == before
     assert len(mlflow.MlflowClient().search_model_versions("name = 'factor_pipeline.weak.l2'")) == 1
+
+
+@pytest.mark.slow
+def test_one_week_reads_intraday_bars_only_for_its_windows_and_predicts_the_same(home):
+    """The Friday job: a week whose fit is cached loads the 5-minute bars only for its own windows (the long
+    daily history still keys the cache) and writes the very weak factors a multi-week run wrote."""
+    from polars.testing import assert_frame_equal
+
+    md = _run("msnew").get_asset_materialization_events()[0].materialization.metadata
+    assert md["fits_trained"].value == 1
+    wh = Warehouse()
+    where = "dataset = 'msnew' AND date >= DATE '2018-02-12'"
+    with wh.connect(read_only=True) as con:
+        before = con.sql(f"SELECT * FROM weak_factors_daily WHERE {where} ORDER BY date, code").pl()
+    one = _run("msnew", "2018-02-12", "2018-02-12").get_asset_materialization_events()[0].materialization.metadata
+    assert one["fits_trained"].value == 0 and one["fits_reused"].value == 1
+    assert one["intraday_from"].value > "2017-09-01"  # ~100 days before the week, not years
+    with wh.connect(read_only=True) as con:
+        after = con.sql(f"SELECT * FROM weak_factors_daily WHERE {where} ORDER BY date, code").pl()
+    assert before.height > 0
+    assert_frame_equal(after, before)

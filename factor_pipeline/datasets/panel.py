@@ -77,12 +77,16 @@ ALL_PARTS = frozenset({"bars30", "ms", "l2"})
 
 
 def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date | None = None,
-                end: date | None = None, parts: frozenset[str] = ALL_PARTS, also: tuple[str, ...] = ()) -> Panel:
+                end: date | None = None, parts: frozenset[str] = ALL_PARTS, also: tuple[str, ...] = (),
+                intraday_from: date | None = None) -> Panel:
     """Panel over [start, end] from SQL relations named by contract table (warehouse tables or frames).
 
     `parts` picks the optional pieces to build: 30-minute bars, ms features, l2 (the daily bars and
     index membership are always there). `also`: codes to include though they have no bar in the span
-    (a resumed book's holdings in a stock suspended throughout: never listed, never traded, still held)."""
+    (a resumed book's holdings in a stock suspended throughout: never listed, never traded, still held).
+    `intraday_from`: the intraday parts (computed from the 5-minute bars, most of a load's time) only from
+    that date, NaN before: for a reader of the newest dates' windows that needs the long daily history only
+    for other things (the Friday job's weak factors: daily prices and labels to recognise cached fits)."""
     where = " AND ".join(
         [f"date >= DATE '{start}'" for _ in [0] if start] + [f"date <= DATE '{end}'" for _ in [0] if end]
     ) or "true"
@@ -105,7 +109,8 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
         if "ms" in parts:
             panel.ms = np.full((len(codes), len(dates), len(intraday_sql.MS_FEATURES)), np.nan, dtype=np.float32)
         # chunks of dates bound the memory of the per-day window functions over 5-minute bars
-        for lo in range(0, len(dates), INTRADAY_CHUNK):
+        first = int(np.searchsorted(dates, np.datetime64(intraday_from, "D"))) if intraday_from else 0
+        for lo in range(first, len(dates), INTRADAY_CHUNK):
             hi = min(lo + INTRADAY_CHUNK, len(dates)) - 1
             span = f"date >= DATE '{dates[lo]}' AND date <= DATE '{dates[hi]}'"
             if panel.bars30 is not None:

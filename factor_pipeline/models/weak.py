@@ -24,6 +24,10 @@ from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, ne
 from factor_pipeline.progress import Progress
 
 
+class NotCached(Exception):
+    """A fit the run needs is not in the cache (raised before anything is trained or predicted)."""
+
+
 @dataclass
 class WeakRun:
     table: pl.DataFrame  # code, date, dataset, z_1..z_K, output, at every predicted date
@@ -38,10 +42,11 @@ class WeakRun:
 def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainConfig, n_factors: int,
                  device: torch.device, cache: ModelCache | None = None, tracking_uri: str | None = None,
                  tags: dict[str, str] | None = None, signal: list[int] | None = None,
-                 progress: Progress | None = None, side_by_side: bool = False) -> WeakRun:
+                 progress: Progress | None = None, side_by_side: bool = False, cached_only: bool = False) -> WeakRun:
     """`predict_dates`: the panel dates to predict; `signal`: those the RankIC and turnover are
     measured on (default: all of them); `side_by_side`: the periods' fits in single-threaded processes where
-    the device and the panel's size allow (models.side_by_side)."""
+    the device and the panel's size allow (models.side_by_side); `cached_only`: raise NotCached rather than
+    train (a panel whose intraday parts cover only the prediction windows cannot train)."""
     base = dataset_base(panel, consume=True).to(device)
     require(base, name)  # a daily-only market has no ms/msnew/l2: say so before anything is trained
     y = labels_mod.forward_returns(panel)
@@ -53,8 +58,12 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
 
     def model_for(dates: list[int], these: list[int], mcfg: TrainConfig):
         if cache is None:
+            if cached_only:
+                raise NotCached(f"{name}: no model cache")
             return None
         model = cache.load(name, cache.key(name, mcfg, net_cfg, data_hash(data, dates, lookback)), net_cfg)
+        if model is None and cached_only:
+            raise NotCached(f"{name}: no cached fit for {panel.dates[these[0]]}..{panel.dates[these[-1]]}")
         run.reused += model is not None
         return model
 

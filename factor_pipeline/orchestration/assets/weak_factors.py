@@ -21,7 +21,7 @@ from factor_pipeline.datasets.weekly import history_start, signal_dates, trading
 from factor_pipeline.evaluation.ic import ic_summary
 from factor_pipeline.models.tracking import ModelCache
 from factor_pipeline.models.trainer import TrainConfig
-from factor_pipeline.models.weak import weak_factors
+from factor_pipeline.models.weak import NotCached, weak_factors
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
 from factor_pipeline.orchestration.resources import MlflowResource, TorchDeviceResource, WarehouseResource
 from factor_pipeline.progress import Progress
@@ -92,21 +92,29 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
             raise ValueError(f"unknown training preset {preset!r} (known: {', '.join(TRAINING)})")
         cfg = TrainConfig(**{**TRAINING[preset], "lam": config.lam, "seed": seed,
                              "retrain_months": config.retrain_months})
-        first_needed = start - timedelta(days=366 * (cfg.train_years + 1))
-        panel = panel_from_warehouse(wh, history_start(first_needed, DATASETS[name].lookback),
-                                     end - timedelta(days=1), PANEL_PARTS[name])
-        dates = signal_dates(panel, start, end)
-        every = trading_dates(panel, start, end)
-        progress = Progress(f"weak_factors_{name} fits", "fit", log=context.log.info, log_every=0)
-        try:
-            run = weak_factors(name, panel, every, cfg, config.n_factors, torch_device.get(), ModelCache(),
-                               mlflow.uri(), {"dagster_run_id": context.run_id,
-                                              "partitions": f"{start}..{end - timedelta(days=1)}"}, signal=dates,
-                               progress=progress, side_by_side=preset in SIDE_BY_SIDE)
-        except DatasetUnavailable as exc:
-            return _absent(context, name, exc)
-        finally:
-            progress.close()
+        first = history_start(start - timedelta(days=366 * (cfg.train_years + 1)), DATASETS[name].lookback)
+        # the Friday job: its year's fits are cached, and it reads the intraday parts only for its own windows
+        # (the long daily history still serves the cache keys); where that saves most of the intraday load
+        short = history_start(start, DATASETS[name].lookback)
+        attempts = [short, None] if PANEL_PARTS[name] and short - first > end - short else [None]
+        tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
+        for intraday_from in attempts:
+            panel = panel_from_warehouse(wh, first, end - timedelta(days=1), PANEL_PARTS[name],
+                                         intraday_from=intraday_from)
+            dates = signal_dates(panel, start, end)
+            every = trading_dates(panel, start, end)
+            progress = Progress(f"weak_factors_{name} fits", "fit", log=context.log.info, log_every=0)
+            try:
+                run = weak_factors(name, panel, every, cfg, config.n_factors, torch_device.get(), ModelCache(),
+                                   mlflow.uri(), tags, signal=dates, progress=progress,
+                                   side_by_side=preset in SIDE_BY_SIDE, cached_only=intraday_from is not None)
+                break
+            except DatasetUnavailable as exc:
+                return _absent(context, name, exc)
+            except NotCached as exc:
+                context.log.info(f"{exc}: the full intraday history is loaded to train it")
+            finally:
+                progress.close()
         context.log.info(f"weak_factors_{name}: training preset {preset}, seed {seed}: {run.trained} fits trained, "
                          f"{run.reused} reused from the cache")
         daily = run.table
@@ -123,7 +131,8 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
             check_name="finite_weak_factors", passed=ok, metadata=details)], metadata={
             "rows": run.table.height, "signal_dates": len(dates), "daily_rows": daily.height,
             "trading_dates": len(every), "fits_trained": run.trained,
-            "fits_reused": run.reused, "registered_versions": ", ".join(run.registered) or "none",
+            "fits_reused": run.reused, "intraday_from": str(intraday_from or panel.dates[0]),
+            "registered_versions": ", ".join(run.registered) or "none",
             "oos_rank_ic_mean": ic["rank_ic_mean"], "oos_icir": ic["icir"],
             "oos_ic_positive_share": ic["ic_positive_share"],
             "top_group_turnover_weekly": round(run.top_turnover, 4),
