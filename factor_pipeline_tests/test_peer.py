@@ -15,7 +15,7 @@ from factor_pipeline.datasets.panel import build_panel
 from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.market.io import duckdb_reader, table_files
 from factor_pipeline.models.baselines import alpha_models, wd_alpha
-from factor_pipeline.models.peer import WARMUP, PeerConfig, panel_rows, rolling_peer
+from factor_pipeline.models.peer import WARMUP, PeerConfig, fit_keys, panel_rows, rolling_peer
 
 FAST = PeerConfig(num_boost_round=40, early_stopping_rounds=5, num_leaves=15, lambda_l1=1.0, lambda_l2=1.0)
 
@@ -97,16 +97,47 @@ def test_alpha_models_need_week_and_day_for_model_wd_alpha(panel):
     assert res["alpha158_lgbm"][0]["date"].n_unique() == len(pred)
 
 
-def test_the_cache_keys_column_sums_are_numpys_in_blocks():
-    """The blockwise sum (no copy of the whole selection) is nansum's, so a cached fit keeps its key."""
-    from factor_pipeline.models.peer import _column_sums
+def _cut(panel, end: date):
+    """The panel as a run ending at `end` loads it."""
+    from factor_pipeline.datasets.panel import Panel
 
-    rng = np.random.default_rng(3)
-    x = (rng.normal(size=(5000, 7)) * 10.0 ** rng.integers(-3, 6, 7)).astype(np.float32)
-    x[rng.random(x.shape) < 0.1] = np.nan
-    x[7, 2] = np.inf  # nansum keeps an infinity
-    sel = rng.random(5000) < 0.6
-    want = np.nansum(x[sel], axis=0, dtype=np.float64)
-    for per in (1, 97, 10_000):
-        np.testing.assert_array_equal(_column_sums(x, sel, per), want)
-    assert (_column_sums(x, np.zeros(5000, bool)) == 0).all()
+    n = int(np.searchsorted(panel.dates, np.datetime64(end, "D"), side="right"))
+    return Panel(panel.codes, panel.dates[:n], panel.daily[:, :n].copy(), panel.listed[:, :n], panel.suspended[:, :n],
+                 {k: v[:, :n] for k, v in panel.members.items()}, universe=panel.universe)
+
+
+def test_fit_keys_see_the_fits_data_and_nothing_after_it(panel):
+    """A year's key is the same from a panel that ends later (the full run) or earlier (the Friday job), and
+    changes when a bar, label or row the fit reads changes."""
+    full = fit_keys(panel, [2018], FAST, "alpha158_lgbm")[2018]
+    assert fit_keys(_cut(panel, date(2018, 1, 20)), [2018], FAST, "alpha158_lgbm")[2018] == full
+    later = _cut(panel, date(2018, 6, 30))
+    i = int(np.flatnonzero(later.listed[:, -1])[0])
+    later.daily[i, -1, 3] *= 1.01  # a close in 2018: after every label the fit may see
+    assert fit_keys(later, [2018], FAST, "alpha158_lgbm")[2018] == full
+    t = int(np.searchsorted(panel.dates, np.datetime64("2017-03-01", "D")))
+    i = int(np.flatnonzero(later.listed[:, t])[0])
+    later.daily[i, t, 3] *= 1.01  # a close the 2018 fit's features and labels read
+    assert fit_keys(later, [2018], FAST, "alpha158_lgbm")[2018] != full
+    assert fit_keys(panel, [2018], replace(FAST, seed=1), "alpha158_lgbm")[2018] != full
+
+
+def test_cached_fits_score_one_week_as_the_full_run_did(panel, tmp_path):
+    """The full run fits and caches; a run over one week of a shorter panel finds every fit by its key,
+    computes Alpha158 only at its dates and gives the full run's scores; a changed label refits."""
+    pred = _predict_dates(panel)
+    no_weak = pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "dataset": pl.String})
+    scores, fits = alpha_models(panel, no_weak, pred, FAST, tmp_path)["alpha158_lgbm"]
+    assert [f.year for f in fits] == [2017, 2018] and not any(f.reused for f in fits)
+    week = pred[-2:]
+    short = _cut(panel, week[-1])
+    s2, f2 = alpha_models(short, no_weak, week, FAST, tmp_path)["alpha158_lgbm"]
+    assert all(f.reused for f in f2) and [f.year for f in f2] == [2018]
+    assert [(f.train_rows, f.best_iteration, f.valid_first) for f in f2] == \
+        [(f.train_rows, f.best_iteration, f.valid_first) for f in fits if f.year == 2018]
+    want = scores.filter(pl.col("date").is_in(week)).sort("date", "code")
+    assert s2.sort("date", "code").equals(want) and want.height > 0
+    t = int(np.searchsorted(short.dates, np.datetime64("2017-05-02", "D")))
+    short.daily[:, t, 4] *= 1.02  # every vwap of a day: the labels around it change
+    _, f3 = alpha_models(short, no_weak, week, FAST, tmp_path)["alpha158_lgbm"]
+    assert not any(f.reused for f in f3)

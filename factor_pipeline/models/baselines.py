@@ -20,7 +20,16 @@ from pathlib import Path
 import polars as pl
 
 from factor_pipeline.datasets.panel import Panel
-from factor_pipeline.models.peer import WARMUP, PeerConfig, PeerFit, panel_rows, rolling_peer
+from factor_pipeline.models.peer import (
+    WARMUP,
+    PeerConfig,
+    PeerFit,
+    cached_fits,
+    fit_keys,
+    panel_rows,
+    rolling_peer,
+    score_cached,
+)
 
 BASELINES = ("equal_weight", "alpha158_lgbm")
 EXTRA_MODELS = ("model_wd_alpha",)  # scored beside the baselines, reported with the models
@@ -56,9 +65,15 @@ def alpha_models(panel: Panel, weak: pl.DataFrame, predict_dates: list[date], cf
     """`alpha158_lgbm` (yearly LightGBM fits on every trading date of the panel after the features'
     warm-up, scored at `predict_dates`) and, where the week and day weak factors exist,
     `model_wd_alpha` (no fit of its own: the peer's fits are its fits)."""
-    rows = panel_rows(panel, list(range(WARMUP, len(panel.dates))))
-    peer, fits = rolling_peer(rows, rows, predict_dates, cfg, "alpha158_lgbm", cache_dir)
-    out = {"alpha158_lgbm": (peer, fits)}
+    name = "alpha158_lgbm"
+    keys = fit_keys(panel, sorted({d.year for d in predict_dates}), cfg, name) if cache_dir else None
+    cached = cached_fits(cache_dir, name, keys) if cache_dir and keys else None
+    if cached is not None:  # e.g. the Friday job: Alpha158 at its own dates only
+        peer, fits = score_cached(panel, cached, predict_dates), list(cached.values())
+    else:
+        rows = panel_rows(panel, list(range(WARMUP, len(panel.dates))))
+        peer, fits = rolling_peer(rows, rows, predict_dates, cfg, name, cache_dir, keys)
+    out = {name: (peer, fits)}
     have = set(weak["dataset"].unique()) if weak.height else set()
     if set(WD_ALPHA_DATASETS) <= have:
         out["model_wd_alpha"] = (wd_alpha(peer, weak, predict_dates), [])

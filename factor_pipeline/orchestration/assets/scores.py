@@ -160,10 +160,11 @@ def baseline_scores(context: dg.AssetExecutionContext, config: ScoresConfig, war
     meta: dict = {"signal_dates": len(dates)}
     frames, fits = [], []
     for name, (sc, fs) in res.items():
-        versions = [log_peer_fit(name, f, cfg, tags, mlflow.uri()) for f in fs]
+        versions = [log_peer_fit(name, f, cfg, tags, mlflow.uri()) for f in fs if not f.reused]
         frames.append(sc.with_columns(model=pl.lit(name)))
         fits += fs
         meta[f"{name}_fits"] = len(fs)
+        meta[f"{name}_fits_reused"] = sum(f.reused for f in fs)
         meta[f"{name}_registered_versions"] = ", ".join(versions) or "none"
         meta[f"{name}_best_iterations"] = ", ".join(f"{f.year}: {f.best_iteration}" for f in fs) or "none"
         meta[f"{name}_valid_rank_ic"] = ", ".join(f"{f.year}: {f.valid_rank_ic:.4f}" for f in fs) or "none"
