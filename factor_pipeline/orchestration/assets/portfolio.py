@@ -19,6 +19,7 @@ from factor_pipeline.portfolio.risk import StoredRisk, bias_statistic, build_ris
 from factor_pipeline.portfolio.weekly import INDICES, figures, resume_points, run_portfolios
 from factor_pipeline.progress import Progress
 
+SIDE_BY_SIDE_WEEKS = 52  # fewer signal weeks: the portfolios are solved in this process
 RISK_HISTORY_DAYS = 800  # calendar days before the first signal: 252-day momentum + a year of factor returns
 GROUP = "portfolio"
 DEFAULT_SPAN = ("2017-01-01", "2023-12-31")
@@ -169,9 +170,11 @@ def enhanced_portfolios(context: dg.AssetExecutionContext, config: PortfolioConf
     points = resume_points(held, panel)
     progress = Progress("portfolio solves", "solve", log=context.log.info, log_every=0.05)
     try:
+        # processes pay for their start (~3 s of imports each) over a year of weeks, not over the Friday job's one
+        workers = workers_for(panel.nbytes + risk.nbytes, len(indices) * len(models)) \
+            if len(risk.signals) >= SIDE_BY_SIDE_WEEKS else 1
         res = run_portfolios(panel, risk, scores, iw, models, indices=tuple(indices), resume=points,
-                             progress=progress, workers=workers_for(panel.nbytes + risk.nbytes,
-                                                                    len(indices) * len(models)))
+                             progress=progress, workers=workers)
     finally:
         progress.close()
     weights, audit = res.weights(), res.audit()
