@@ -43,17 +43,22 @@ def _start(parent: int, init: Callable[..., None] | None, args: tuple) -> None:
 
 
 def in_order(fn: Callable, tasks: Iterable[tuple], workers: int, init: Callable[..., None] | None = None,
-             init_args: tuple = ()) -> Iterator:
-    """fn(*task) for each task in `workers` processes (each first runs init(*init_args)), yielded in order."""
+             init_args: tuple = (), sizes: list[float] | None = None) -> Iterator:
+    """fn(*task) for each task in `workers` processes (each first runs init(*init_args)), yielded in order.
+
+    `sizes`: the tasks' expected work; the largest are handed out first (so the last one a process takes is
+    a small one and no core waits long on another's last task), the results still come back in order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    tasks = list(tasks)
+    order = sorted(range(len(tasks)), key=lambda k: -sizes[k]) if sizes else range(len(tasks))
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start,
                              initargs=(os.getpid(), init, init_args)) as pool:
-        futures = [pool.submit(fn, *task) for task in tasks]
-        for fut in futures:
-            yield fut.result()
+        futures = {k: pool.submit(fn, *tasks[k]) for k in order}
+        for k in range(len(tasks)):
+            yield futures[k].result()
 
 
 COPY_BUDGET = 192 * 2**20  # inputs up to this size are copied to each process (the demo portfolio stage: ~0.1 GB;

@@ -68,8 +68,10 @@ def run_periods(name: str, data: TrainData, jobs: list[PeriodJob], net_cfg: Weak
                 yield run_period(name, data, job, net_cfg, on_epoch)
         return
     shipped = _ship(name, data)
+    # work of a period: its members still to train, each over its training dates (prediction is small)
+    sizes = [len(job.dates) * sum(m is None for m in job.cached) + 1 for job in jobs]
     results = in_order(_worker_period, [(_bare(job),) for job in jobs], min(workers, len(jobs)), _worker_init,
-                       (name, shipped, net_cfg))
+                       (name, shipped, net_cfg), sizes)
     for fits, table in results:
         yield [None if f is None else _fit_result(f, net_cfg) for f in fits], table
 

@@ -1,4 +1,7 @@
-"""Materialise asset ranges in-process for the CLI; the runs land in the home's Dagster instance."""
+"""Materialise asset ranges in-process for the CLI; the runs land in the home's Dagster instance.
+
+Each stage imports only its own assets (and their libraries): `run` starts a process per stage, and torch,
+cvxpy, XGBoost and LightGBM cost a stage that does not use them about a second each to import."""
 
 from __future__ import annotations
 
@@ -10,14 +13,6 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from factor_pipeline.market.sources import MarketSource
 from factor_pipeline.market.warehouse import connect_memory
-from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
-from factor_pipeline.orchestration.assets.features import FEATURE_ASSETS
-from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
-from factor_pipeline.orchestration.assets.portfolio import PORTFOLIO_ASSETS
-from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
-from factor_pipeline.orchestration.assets.scores import baseline_scores
-from factor_pipeline.orchestration.assets.scores import scores as scores_asset
-from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
 from factor_pipeline.orchestration.instance import dagster_home
 from factor_pipeline.orchestration.partitions import REBALANCE_START, week_key, week_range
 from factor_pipeline.orchestration.resources import (
@@ -112,6 +107,8 @@ def _resources(source: MarketSource) -> dict:
 
 def materialize_market(source: MarketSource, end: date | None = None, quiet: bool = True) -> MarketRun:
     """Load every week of `source` (through `end`) as one Dagster run per partitions definition."""
+    from factor_pipeline.orchestration.assets.market import MARKET_ASSETS, PARTITIONED_MARKET_ASSETS
+
     lo, hi = source.date_range(connect_memory())
     first, last = week_range(lo, min(hi, end) if end else hi)
     res = _resources(source)
@@ -150,6 +147,9 @@ def _metadata(res: dg.ExecuteInProcessResult) -> dict[str, dict]:
 
 def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun:
     """Datasets, labels and hand-crafted features for the rebalance weeks overlapping [start, end], as one run."""
+    from factor_pipeline.orchestration.assets.datasets import DATASET_ASSETS
+    from factor_pipeline.orchestration.assets.features import FEATURE_ASSETS
+
     first = max(week_key(start), REBALANCE_START)
     last = week_key(end)
     if last < first:
@@ -165,6 +165,8 @@ def materialize_datasets(start: date, end: date, quiet: bool = True) -> StageRun
 def materialize_weak_factors(first_week: str, last_week: str, training_preset: str, seed: int = 0,
                              quiet: bool = True) -> StageRun:
     """Weak factors of every dataset for a range of rebalance weeks, as one run."""
+    from factor_pipeline.orchestration.assets.weak_factors import WEAK_FACTOR_ASSETS
+
     ops = {a.key.to_user_string(): {"config": {"training_preset": training_preset, "seed": seed}}
            for a in WEAK_FACTOR_ASSETS}
     cfg = {**(QUIET if quiet else {}), "ops": ops}
@@ -178,6 +180,9 @@ def materialize_weak_factors(first_week: str, last_week: str, training_preset: s
 
 def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> StageRun:
     """Model1-Model4 scores and the baselines for a range of rebalance weeks, as one run."""
+    from factor_pipeline.orchestration.assets.scores import baseline_scores
+    from factor_pipeline.orchestration.assets.scores import scores as scores_asset
+
     res = _materialize(
         [scores_asset, baseline_scores], "scores_job", "scores", run_config=QUIET if quiet else None,
         resources={"warehouse": WarehouseResource(), "mlflow": MlflowResource()},
@@ -188,6 +193,8 @@ def materialize_scores(first_week: str, last_week: str, quiet: bool = True) -> S
 
 def materialize_report(name: str, start: date, end: date, quiet: bool = True) -> StageRun:
     """Evaluation (metrics.json and tables) and report.html over the signal dates in [start, end]."""
+    from factor_pipeline.orchestration.assets.report import REPORT_ASSETS
+
     cfg = {"config": {"name": name, "start": str(start), "end": str(end)}}
     res = _materialize(
         REPORT_ASSETS, "report_job", "report",
@@ -199,6 +206,8 @@ def materialize_report(name: str, start: date, end: date, quiet: bool = True) ->
 
 def materialize_portfolios(start: date, end: date, models: list[str] | None = None, quiet: bool = True) -> StageRun:
     """Risk model, enhanced portfolios and their backtest over the signal dates in [start, end]."""
+    from factor_pipeline.orchestration.assets.portfolio import PORTFOLIO_ASSETS
+
     cfg = {"start": str(start), "end": str(end)}
     if models:
         cfg["models"] = models
