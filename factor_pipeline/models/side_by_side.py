@@ -3,10 +3,10 @@
 These small networks use CPU threads poorly: two threads train a fit 0.9-1.5x as fast as one
 (`benchmarks/train_speed.py --threads 1`), while independent fits in single-threaded processes scale with
 the cores. So where the panel is small enough to hand each process its own copy (the synthetic presets),
-every period (train its missing members, predict its dates) runs single-threaded, in `min(2 x cores, periods)`
-processes. The numbers do not depend on that count: one thread everywhere, each period seeded on its
-own, results taken in period order. A large panel (all A shares) or a GPU runs the periods in this process
-as it is set up, as before.
+every period (train its missing members, predict its dates) runs single-threaded, in `min(cores, periods)`
+processes, the largest fits handed out first. The numbers do not depend on that count: one thread
+everywhere, each period seeded on its own, results taken in period order. A large panel (all A shares)
+or a GPU runs the periods in this process as it is set up, as before.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ from factor_pipeline.models.trainer import FitResult, PeriodJob, TrainConfig, Tr
 from factor_pipeline.parallel import can_spawn, cores, in_order
 
 SMALL_BASE_BYTES = 2**30  # a panel up to this size is copied to each process; larger ones train here
-# two single-threaded processes per core: a dataset's 7 yearly fits on 2 cores then run 4 + 3 at a time and no
-# core idles through the last fit alone (the kernel shares the cores; each fit's numbers are its own)
-PROCESSES_PER_CORE = 2
 
 
 def _parts(name: str) -> tuple[str, ...]:
@@ -44,7 +41,7 @@ def plan(data: TrainData, name: str, periods: int) -> int:
     of single-threaded processes (1: this process, with one thread: one period, e.g. the Friday job's)."""
     if data.base.pxt.device.type != "cpu" or base_bytes(data.base, name) > SMALL_BASE_BYTES:
         return 0
-    return max(1, min(PROCESSES_PER_CORE * cores(), periods))
+    return max(1, min(cores(), periods))
 
 
 @contextlib.contextmanager
