@@ -32,18 +32,7 @@ def _derive_intraday(con: duckdb.DuckDBPyConnection, span: str) -> None:
     from factor_pipeline.datasets.intraday import DERIVED
 
     have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    # one thread: DuckDB's parallel aggregation adds a day's bars in an order that varies from run to run, so
-    # the stored sums (and a reload's checksum) would differ in their last bits
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.execute("SET threads = 1")
-    try:
-        _derive(con, DERIVED, have, span)
-    finally:
-        con.execute(f"SET threads = {threads}")
-
-
-def _derive(con: duckdb.DuckDBPyConnection, derived: dict, have: set[str], span: str) -> None:
-    for name, sql in derived.items():
+    for name, sql in DERIVED.items():
         scope = span if name in have else "true"
         if name in have:
             con.execute(f"DELETE FROM {name} WHERE {scope}")
