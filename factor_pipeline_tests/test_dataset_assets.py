@@ -100,37 +100,3 @@ def test_daily_only_market_builds_week_and_day_and_says_why_not_the_rest(tiny, t
     checks = {e.asset_check_key.asset_key.to_user_string(): e for e in res.get_asset_check_evaluations()}
     assert not checks["dataset_msnew"].passed and checks["dataset_msnew"].severity == dg.AssetCheckSeverity.WARN
     assert checks["dataset_week"].passed and meta["dataset_week"]["samples"].value > 0
-
-
-def test_intraday_parts_read_from_the_warehouse_equal_the_ones_computed_from_the_bars(tiny_dir, tmp_path):
-    """The 30-minute bars and ms features the warehouse derives when it loads 5-minute bars (in slices, and
-    first on a warehouse that already held bars) are what a panel computes from the bars themselves."""
-    import duckdb
-
-    from factor_pipeline.datasets.intraday import DERIVED
-    from factor_pipeline.datasets.panel import build_panel
-    from factor_pipeline.datasets.store import panel_from_warehouse
-    from factor_pipeline.market.io import duckdb_reader, table_files
-
-    wh = Warehouse(tmp_path / "w.duckdb")
-    src = file_source(tiny_dir)
-    for t in TABLES:
-        if t != "intraday_bars":
-            wh.load(src, t)
-    wh.load(src, "intraday_bars", date(2016, 1, 4), date(2017, 1, 2))
-    with wh.connect() as con:  # a warehouse from before the derived tables: its first slice is not derived
-        for name in DERIVED:
-            con.execute(f"DROP TABLE {name}")
-    wh.load(src, "intraday_bars", date(2017, 1, 2), date(2019, 1, 7))
-    wh.load(src, "intraday_bars", date(2017, 6, 26), date(2017, 7, 3))  # a week re-loaded: replaced, not doubled
-    lo, hi = date(2016, 3, 1), date(2018, 6, 29)
-    got = panel_from_warehouse(wh, lo, hi)
-    with wh.connect(read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM intraday_ms").fetchone()[0] == \
-            con.execute("SELECT count(DISTINCT (code, date)) FROM intraday_bars").fetchone()[0]
-    rel = {k: duckdb_reader(v) for k, v in table_files(tiny_dir).items() if k != "oracle"}
-    want = build_panel(duckdb.connect(), rel, lo, hi)
-    assert np.isfinite(got.bars30).any() and np.isfinite(got.ms).any()
-    np.testing.assert_array_equal(got.bars30, want.bars30)
-    np.testing.assert_array_equal(got.ms, want.ms)
-    np.testing.assert_array_equal(got.daily, want.daily)

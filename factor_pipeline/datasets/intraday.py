@@ -63,8 +63,3 @@ def ms_features_sql(intraday: str, where: str) -> str:
       ln(c_last / c_1130) AS pm_ret
     FROM d LEFT JOIN j USING (code, date)
     """
-
-
-# what build_panel reads instead of aggregating the 5-minute bars again, where the warehouse keeps it: derived
-# in the transaction that writes those bars (market.warehouse), so it always covers every row they hold
-DERIVED = {"intraday_bars30": bars30_sql, "intraday_ms": ms_features_sql}

@@ -114,10 +114,10 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
             hi = min(lo + INTRADAY_CHUNK, len(dates)) - 1
             span = f"date >= DATE '{dates[lo]}' AND date <= DATE '{dates[hi]}'"
             if panel.bars30 is not None:
-                bars = _frame(con, _derived(rel, "intraday_bars30", span))
+                bars = _frame(con, intraday_sql.bars30_sql(rel["intraday_bars"], span))
                 _scatter_into(panel.bars30, bars, codes, dates, ["open", "high", "low", "close", "amount"], ["bar"])
             if panel.ms is not None:
-                ms = _frame(con, _derived(rel, "intraday_ms", span))
+                ms = _frame(con, intraday_sql.ms_features_sql(rel["intraday_bars"], span))
                 _scatter_into(panel.ms, ms, codes, dates, list(intraday_sql.MS_FEATURES))
     if "l2_daily" in rel and "l2" in parts:
         l2 = _frame(con, f"SELECT * FROM {rel['l2_daily']} WHERE {where}")
@@ -125,14 +125,6 @@ def build_panel(con: duckdb.DuckDBPyConnection, rel: dict[str, str], start: date
         names = [c for c in L2_FEATURES if c in names] + [c for c in names if c not in L2_FEATURES]
         panel.l2, panel.l2_names = _scatter(l2, codes, dates, names), tuple(names)
     return panel
-
-
-def _derived(rel: dict[str, str], name: str, span: str) -> str:
-    """SQL for the rows of a table derived from the 5-minute bars: read where the warehouse keeps it, else
-    computed from the bars (a file import's relations, an older warehouse)."""
-    if name in rel:
-        return f"SELECT * FROM {rel[name]} WHERE {span}"
-    return intraday_sql.DERIVED[name](rel["intraday_bars"], span)
 
 
 def _members(con: duckdb.DuckDBPyConnection, rel: dict[str, str], codes: np.ndarray,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from factor_pipeline.datasets.intraday import DERIVED
 from factor_pipeline.datasets.panel import ALL_PARTS, Panel, build_panel
 from factor_pipeline.market.schema import MARKET_TABLES
 from factor_pipeline.market.warehouse import Warehouse
@@ -19,7 +18,7 @@ def panel_from_warehouse(wh: Warehouse, start: date | None = None, end: date | N
         raise FileNotFoundError(f"the warehouse {wh.path} has no {sorted(missing)}: load the market first")
     with wh.connect(read_only=True) as con:
         con.execute("SET threads = 2; SET memory_limit = '3GB'; SET preserve_insertion_order = false")
-        panel = build_panel(con, {t: t for t in (*MARKET_TABLES, *DERIVED) if t in present}, start, end, parts, also,
+        panel = build_panel(con, {t: t for t in MARKET_TABLES if t in present}, start, end, parts, also,
                             intraday_from)
     panel.universe = wh.universe()
     return panel

@@ -22,29 +22,6 @@ CONTEXT = {"daily_bars": ("stocks",), "intraday_bars": ("stocks", "daily_bars"),
 LOCK_WAIT_S = 600.0
 
 
-DERIVE_CHUNK = 120  # trading days per pass: bounds the memory of the per-day window functions
-
-
-def _derive_intraday(con: duckdb.DuckDBPyConnection, span: str) -> None:
-    """Replace the slice `span` of the tables derived from the 5-minute bars (30-minute bars, ms features:
-    datasets.intraday.DERIVED), in the caller's transaction. A table derived for the first time covers every
-    row already loaded, so a derived table always matches the bars it comes from."""
-    from factor_pipeline.datasets.intraday import DERIVED
-
-    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    for name, sql in DERIVED.items():
-        scope = span if name in have else "true"
-        if name in have:
-            con.execute(f"DELETE FROM {name} WHERE {scope}")
-        else:
-            con.execute(f"CREATE TABLE {name} AS {sql('intraday_bars', 'false')}")
-        days = [r[0] for r in con.execute(
-            f"SELECT DISTINCT date FROM intraday_bars WHERE {scope} ORDER BY date").fetchall()]
-        for lo in range(0, len(days), DERIVE_CHUNK):
-            chunk = f"date >= DATE '{days[lo]}' AND date <= DATE '{days[min(lo + DERIVE_CHUNK, len(days)) - 1]}'"
-            con.execute(f"INSERT INTO {name} BY NAME {sql('intraday_bars', chunk)}")
-
-
 class SourceMismatch(RuntimeError):
     """The warehouse already holds another market; mixing two would corrupt every later stage."""
 
@@ -155,8 +132,6 @@ class Warehouse:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT {select} FROM {rels[table]} LIMIT 0")
                 con.execute(f"DELETE FROM {table} WHERE {where(table) if sliced else 'true'}")
                 con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM {rels[table]} WHERE {where(table)}")
-                if table == "intraday_bars":
-                    _derive_intraday(con, where(table) if sliced else "true")
                 cover = ", count(DISTINCT code)" if "code" in spec.names else ", 0"
                 cover += ", min(date), max(date)" if spec.date_column else ", NULL, NULL"
                 rows, codes, first, last = con.execute(

@@ -76,8 +76,7 @@ def _raw_asset(table: str, deps: tuple[str, ...], partitioned: bool = True, note
 
 stocks = _raw_asset("stocks", (), partitioned=False)
 daily_bars = _raw_asset("daily_bars", ("stocks",))
-intraday_bars = _raw_asset("intraday_bars", ("daily_bars",), note="The same transaction derives its 30-minute bars and "
-                           "ms features (tables `intraday_bars30`, `intraday_ms`), which the datasets read.")
+intraday_bars = _raw_asset("intraday_bars", ("daily_bars",))
 l2_daily = _raw_asset("l2_daily", ("daily_bars",))
 index_weights = _raw_asset("index_weights", ("stocks",))
 index_daily = _raw_asset("index_daily", ())
