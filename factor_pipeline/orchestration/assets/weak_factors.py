@@ -96,7 +96,7 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         # the Friday job: its year's fits are cached, and it reads the intraday parts only for its own windows
         # (the long daily history still serves the cache keys); where that saves most of the intraday load
         short = history_start(start, DATASETS[name].lookback)
-        attempts = [short, None] if PANEL_PARTS[name] and short - first > end - short else [None]
+        attempts = [short, None] if PANEL_PARTS[name] & {"bars30", "ms"} and short - first > end - short else [None]
         tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
         for intraday_from in attempts:
             panel = panel_from_warehouse(wh, first, end - timedelta(days=1), PANEL_PARTS[name],
