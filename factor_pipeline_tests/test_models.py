@@ -263,6 +263,49 @@ def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
     assert not np.allclose(z[0], z[1])
 
 
+def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label(panel, base, tmp_path):
+    """`lagged=1`: a period's weak factors average its own networks' and the previous refit's z-scored outputs
+    (z_1..z_K stay its own first network's); the previous refit is the very fit a run of that period makes
+    (same cache keys, so a cached one is reused, not retrained), and no label realised on or after the
+    period's first trading date reaches either."""
+    from dataclasses import replace
+
+    from factor_pipeline.models.tracking import ModelCache, data_hash
+    from factor_pipeline.models.trainer import predict
+
+    data = _data(panel, base, "day")
+    net = net_config("day", data)
+    every = trading_dates(panel, date(2018, 1, 1), date(2018, 2, 1))
+    lag = replace(ENSEMBLE, lagged=1)
+    own, own_fits = rolling("day", data, every, ENSEMBLE, net)
+    cache = ModelCache(tmp_path)
+
+    def model_for(dates, these, mcfg):
+        return cache.load("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), net)
+
+    def on_fit(dates, these, res, mcfg):
+        cache.save("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), res.model)
+
+    out, fits = rolling("day", data, every, lag, net, model_for, on_fit)
+    assert len(fits) == 4  # 2018's two seeds, and 2017's two, which this run does not predict
+    prev = [f for f in fits if max(f.valid_dates) < panel.date_index(date(2017, 1, 3))]
+    assert len(prev) == 2
+    assert out.select("code", "date", "z_1", "z_8").equals(own.select("code", "date", "z_1", "z_8"))
+    first = [f for f in fits if f not in prev]
+    for a, b in zip(first, own_fits, strict=True):  # the period's own networks are the unlagged run's
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sb)
+    want = predict([f.model for f in first] + [f.model for f in prev], "day", data, every)
+    np.testing.assert_allclose(out["output"].to_numpy(), want["output"].to_numpy(), atol=1e-6)
+    assert not np.allclose(out["output"].to_numpy(), own["output"].to_numpy(), atol=1e-3)
+    # 2017 predicted alone trains exactly the networks the lagged 2018 run cached: none is fitted again
+    _, again = rolling("day", data, trading_dates(panel, date(2017, 3, 1), date(2017, 3, 8)), ENSEMBLE, net,
+                       model_for, on_fit)
+    assert again == []
+    out2, _ = rolling("day", _late_scrambled(panel, base, "day", every[0], 7), every, lag, net)
+    assert out.equals(out2)
+
+
 def test_within_date_chunks_split_one_dates_stocks_once_and_size_zero_is_the_whole_date():
     from factor_pipeline.models.trainer import _chunks
 
@@ -350,7 +393,7 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     from factor_pipeline.models.tracking import ModelCache
 
     cache, net = ModelCache(tmp_path), WeakFactorConfig(kind="sequence", rows=6)
-    before = {k: v for k, v in asdict(FAST).items() if k not in ("retrain_months", "label")}
+    before = {k: v for k, v in asdict(FAST).items() if k not in ("retrain_months", "label", "lagged")}
     blob = json.dumps({"dataset": "day", "train": before, "net": asdict(net), "data": "h"}, sort_keys=True)
     assert cache.key("day", FAST, net, "h") == hashlib.sha256(blob.encode()).hexdigest()[:20]
     ranked = TrainConfig(**{**FAST.__dict__, "label": "rank"})

@@ -104,7 +104,7 @@ def _model(state: dict[str, np.ndarray], net_cfg: WeakFactorConfig) -> WeakFacto
 def _bare(job: PeriodJob) -> PeriodJob:
     """The job with its cached members as plain state (a module's tensors would travel as shared memory)."""
     return PeriodJob(job.period, job.these, job.dates, job.member_cfgs,
-                     [None if m is None else _state(m) for m in job.cached])
+                     [None if m is None else _state(m) for m in job.cached], job.predict)
 
 
 def _fit_result(f: dict, net_cfg: WeakFactorConfig) -> FitResult:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,7 @@ from factor_pipeline.datasets.preprocess import cross_section
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.models.cadence import period_of
+from factor_pipeline.models.cadence import period_start as cadence_start
 from factor_pipeline.models.device import autocast
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
@@ -52,6 +54,7 @@ class TrainConfig:
     seeds: int = 1  # networks per fit, averaged
     batch_size: int = 0  # 0: one date's stocks per step; else each date's stocks in random chunks of this size
     label: str = "zscore"  # training target per date: "zscore" (winsorised z-score) or "rank" (normal scores of ranks)
+    lagged: int = 0  # a period's weak factors also average the networks of this many preceding refits
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
@@ -274,6 +277,21 @@ class PeriodJob:
     dates: list[int]
     member_cfgs: list[TrainConfig]
     cached: list[WeakFactorNet | None]
+    predict: bool = True  # False: only train (a lagged ensemble predicts once all its periods' members exist)
+
+
+def lagged_periods(data: TrainData, period: str, cfg: TrainConfig) -> list[str]:
+    """The `cfg.lagged` retraining periods before `period` whose networks join its ensemble, newest first
+    (those the panel holds no trading date of are left out)."""
+    out = []
+    day = np.datetime64(data.dates[period_start(data, period, cfg.retrain_months)], "D").astype(object)
+    for _ in range(cfg.lagged):
+        day = cadence_start(day, cfg.retrain_months) - timedelta(days=1)
+        p = period_of(day, cfg.retrain_months)
+        if not any(period_of(d, cfg.retrain_months) == p for d in data.dates.astype("datetime64[D]").astype(object)):
+            break
+        out.append(p)
+    return out
 
 
 def run_period(name: str, data: TrainData, job: PeriodJob, net_cfg: WeakFactorConfig,
@@ -290,7 +308,7 @@ def run_period(name: str, data: TrainData, job: PeriodJob, net_cfg: WeakFactorCo
             model = res.model
         fits.append(res)
         members.append(model.to(_device(data)))
-    return fits, predict(members, name, data, job.these)
+    return fits, predict(members, name, data, job.these) if job.predict else pl.DataFrame()
 
 
 def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
@@ -310,19 +328,32 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
 
     days = data.dates[predict_dates].astype("datetime64[D]").astype(object)
     periods = [period_of(d, cfg.retrain_months) for d in days]
-    jobs = []
-    if progress:
-        progress.start(len(set(periods)) * max(1, cfg.seeds))
-    for p in sorted(set(periods)):
-        these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p]
+    mcfgs = [replace(cfg, seed=cfg.seed + k, seeds=1, lagged=0) for k in range(max(1, cfg.seeds))]
+
+    def job_for(p: str, these: list[int], predicts: bool) -> PeriodJob | None:
         dates = training_dates(data, name, period_start(data, p, cfg.retrain_months), cfg)
         if len(dates) < 5:
+            return None
+        return PeriodJob(p, these, dates, mcfgs, [model_for(dates, these, m) if model_for else None for m in mcfgs],
+                         predicts)
+
+    own = sorted(set(periods))
+    lags = {p: lagged_periods(data, p, cfg) for p in own}
+    extra = sorted({q for p in own for q in lags[p]} - set(own))  # predecessors this run does not predict
+    if progress:
+        progress.start((len(own) + len(extra)) * max(1, cfg.seeds))
+    jobs, skipped = [], []
+    for p in sorted([*own, *extra]):
+        these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p] if p in lags else \
+            [period_start(data, p, cfg.retrain_months)]  # names the fit's period; nothing predicted
+        job = job_for(p, these, p in lags and not cfg.lagged)
+        if job is None:
+            skipped.append(p)
             if progress:
-                progress.step(max(1, cfg.seeds), f"{p}: too few training dates, not predicted")
+                progress.step(max(1, cfg.seeds), f"{p}: too few training dates, "
+                                                 + ("not predicted" if p in lags else "not in the lagged ensemble"))
             continue
-        mcfgs = [replace(cfg, seed=cfg.seed + k, seeds=1) for k in range(max(1, cfg.seeds))]
-        jobs.append(PeriodJob(p, these, dates, mcfgs, [model_for(dates, these, m) if model_for else None
-                                                       for m in mcfgs]))
+        jobs.append(job)
     if workers is None:
         workers = side_by_side.plan(data, name, len(jobs))
 
@@ -330,9 +361,10 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
         if progress:
             progress.note(f"seed {mcfg.seed} epoch {h['epoch'] + 1}: valid RankIC {h['valid_rank_ic']:.3f}")
 
-    out, fits = [], []
+    out, fits, members = [], [], {}
     for job, (job_fits, table) in zip(jobs, side_by_side.run_periods(name, data, jobs, net_cfg, workers, on_epoch),
                                       strict=True):
+        members[job.period] = [m if res is None else res.model for m, res in zip(job.cached, job_fits, strict=True)]
         for mcfg, res in zip(job.member_cfgs, job_fits, strict=True):
             if res is not None:
                 fits.append(res)
@@ -344,5 +376,10 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
                 what = f"{job.period} seed {mcfg.seed} reused from the cache"
             if progress:
                 progress.step(1, what)
-        out.append(table)
+        if job.predict:
+            out.append(table)
+    if cfg.lagged:  # each period's own networks first (z_1..z_K are its first one's), then its predecessors'
+        dev = _device(data)
+        out = [predict([m.to(dev) for q in (job.period, *lags[job.period]) for m in members.get(q, [])], name, data,
+                       job.these) for job in jobs if job.period in lags]
     return (pl.concat(out) if out else pl.DataFrame()), fits
