@@ -68,9 +68,12 @@ TRAINING: dict[str, dict] = {
     # four times); validation on every 10th date of the purged tail (non-overlapping labels); two
     # seeds averaged. Chosen on 2017 (the first out-of-sample year): week 0.076 -> 0.089, day 0.087 ->
     # 0.100 against the former stride-10 preset; 2019 was not looked at to choose it.
-    # `lagged` 1: a year's weak factors also average last year's two networks (both out of sample for the year);
-    # chosen on 2018 (benchmarks/lagged_members.py on the cached fits, csi_all: week 0.117 -> 0.118, day 0.104 ->
-    # 0.108, their mean 0.114 -> 0.117; csi300 / csi500 lower, 0.096 -> 0.093, 0.097 -> 0.093), 2019 not looked at.
+    # `lagged` 1: a year's weak factors also average last year's two networks (both out of sample for the year)
+    # where last year's fit learnt from a year of dates or more; chosen on 2017-2018 (benchmarks/lagged_members.py
+    # on the cached fits), 2019 not looked at: 2018 csi_all week 0.117 -> 0.118, day 0.104 -> 0.108, their mean
+    # 0.114 -> 0.117 (csi300 / csi500 lower, 0.096 -> 0.093, 0.097 -> 0.093); 2017, whose 2016 fits saw half a
+    # year of 2015, fell (mean 0.098 -> 0.076): hence the year's minimum (trainer.LAGGED_MIN_DATES), so 2017 is
+    # its own fit alone, as before.
     "real": {"epochs": 6, "patience": 2, "date_stride": 1, "dates_per_epoch": 60, "valid_every": 10, "seeds": 2,
              "train_years": 3, "lagged": 1},
 }

@@ -267,7 +267,8 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     """`lagged=1`: a period's weak factors average its own networks' and the previous refit's z-scored outputs
     (z_1..z_K stay its own first network's); the previous refit is the very fit a run of that period makes
     (same cache keys, so a cached one is reused, not retrained), and no label realised on or after the
-    period's first trading date reaches either."""
+    period's first trading date reaches either. Half-yearly refits: the tiny market's yearly 2017 fit has less
+    than a year of training dates (it starts in 2016), the next test."""
     from dataclasses import replace
 
     from factor_pipeline.models.tracking import ModelCache, data_hash
@@ -276,8 +277,9 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     data = _data(panel, base, "day")
     net = net_config("day", data)
     every = trading_dates(panel, date(2018, 1, 1), date(2018, 2, 1))
-    lag = replace(ENSEMBLE, lagged=1)
-    own, own_fits = rolling("day", data, every, ENSEMBLE, net)
+    half = replace(ENSEMBLE, retrain_months=6)
+    lag = replace(half, lagged=1)
+    own, own_fits = rolling("day", data, every, half, net)
     cache = ModelCache(tmp_path)
 
     def model_for(dates, these, mcfg):
@@ -287,8 +289,8 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
         cache.save("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), res.model)
 
     out, fits = rolling("day", data, every, lag, net, model_for, on_fit)
-    assert len(fits) == 4  # 2018's two seeds, and 2017's two, which this run does not predict
-    prev = [f for f in fits if max(f.valid_dates) < panel.date_index(date(2017, 1, 3))]
+    assert len(fits) == 4  # 2018-01's two seeds, and 2017-07's two, which this run does not predict
+    prev = [f for f in fits if max(f.valid_dates) < panel.date_index(date(2017, 7, 3))]
     assert len(prev) == 2
     assert out.select("code", "date", "z_1", "z_8").equals(own.select("code", "date", "z_1", "z_8"))
     first = [f for f in fits if f not in prev]
@@ -298,12 +300,29 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     want = predict([f.model for f in first] + [f.model for f in prev], "day", data, every)
     np.testing.assert_allclose(out["output"].to_numpy(), want["output"].to_numpy(), atol=1e-6)
     assert not np.allclose(out["output"].to_numpy(), own["output"].to_numpy(), atol=1e-3)
-    # 2017 predicted alone trains exactly the networks the lagged 2018 run cached: none is fitted again
-    _, again = rolling("day", data, trading_dates(panel, date(2017, 3, 1), date(2017, 3, 8)), ENSEMBLE, net,
+    # 2017-07 predicted alone finds the networks the lagged 2018-01 run cached: none is fitted again
+    _, again = rolling("day", data, trading_dates(panel, date(2017, 8, 1), date(2017, 8, 8)), half, net,
                        model_for, on_fit)
     assert again == []
     out2, _ = rolling("day", _late_scrambled(panel, base, "day", every[0], 7), every, lag, net)
     assert out.equals(out2)
+
+
+def test_a_predecessor_with_under_a_year_of_training_dates_stays_out_of_the_lagged_ensemble(panel, base):
+    """The tiny market starts in January 2016, so the yearly 2017 fit learns from about 200 dates: 2018's lagged
+    ensemble is 2018's own networks alone, and the short 2017 fit is not even trained."""
+    from dataclasses import replace
+
+    from factor_pipeline.models.trainer import LAGGED_MIN_DATES
+
+    data = _data(panel, base, "day")
+    net = net_config("day", data)
+    assert len(training_dates(data, "day", panel.date_index(date(2017, 1, 3)), ENSEMBLE)) < LAGGED_MIN_DATES
+    every = trading_dates(panel, date(2018, 1, 1), date(2018, 1, 20))
+    own, own_fits = rolling("day", data, every, ENSEMBLE, net)
+    out, fits = rolling("day", data, every, replace(ENSEMBLE, lagged=1), net)
+    assert len(fits) == len(own_fits) == 2
+    assert out.equals(own)
 
 
 def test_within_date_chunks_split_one_dates_stocks_once_and_size_zero_is_the_whole_date():

@@ -39,6 +39,10 @@ from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
 from factor_pipeline.progress import Progress
 
 TRADING_DAYS_PER_YEAR = 244
+# a preceding refit joins a lagged ensemble only if its training window spans a year of trading dates: one
+# cut short by the start of the data (a real run's 2016 fit, half a year of 2015) only drags the year down
+# (2017, week: 0.089 alone, see README "A lagged ensemble")
+LAGGED_MIN_DATES = TRADING_DAYS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -330,9 +334,9 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
     periods = [period_of(d, cfg.retrain_months) for d in days]
     mcfgs = [replace(cfg, seed=cfg.seed + k, seeds=1, lagged=0) for k in range(max(1, cfg.seeds))]
 
-    def job_for(p: str, these: list[int], predicts: bool) -> PeriodJob | None:
+    def job_for(p: str, these: list[int], predicts: bool, least: int = 5) -> PeriodJob | None:
         dates = training_dates(data, name, period_start(data, p, cfg.retrain_months), cfg)
-        if len(dates) < 5:
+        if len(dates) * cfg.date_stride < least:
             return None
         return PeriodJob(p, these, dates, mcfgs, [model_for(dates, these, m) if model_for else None for m in mcfgs],
                          predicts)
@@ -342,16 +346,15 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
     extra = sorted({q for p in own for q in lags[p]} - set(own))  # predecessors this run does not predict
     if progress:
         progress.start((len(own) + len(extra)) * max(1, cfg.seeds))
-    jobs, skipped = [], []
+    jobs = []
     for p in sorted([*own, *extra]):
         these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p] if p in lags else \
             [period_start(data, p, cfg.retrain_months)]  # names the fit's period; nothing predicted
-        job = job_for(p, these, p in lags and not cfg.lagged)
+        job = job_for(p, these, p in lags and not cfg.lagged, 5 if p in lags else LAGGED_MIN_DATES)
         if job is None:
-            skipped.append(p)
             if progress:
-                progress.step(max(1, cfg.seeds), f"{p}: too few training dates, "
-                                                 + ("not predicted" if p in lags else "not in the lagged ensemble"))
+                progress.step(max(1, cfg.seeds), f"{p}: " + ("too few training dates, not predicted" if p in lags
+                                                             else "training window under a year, not in the ensemble"))
             continue
         jobs.append(job)
     if workers is None:
@@ -379,7 +382,9 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
         if job.predict:
             out.append(table)
     if cfg.lagged:  # each period's own networks first (z_1..z_K are its first one's), then its predecessors'
-        dev = _device(data)
-        out = [predict([m.to(dev) for q in (job.period, *lags[job.period]) for m in members.get(q, [])], name, data,
-                       job.these) for job in jobs if job.period in lags]
+        span = {job.period: len(job.dates) * cfg.date_stride for job in jobs}
+        out = []
+        for job in (j for j in jobs if j.period in lags):
+            joined = [job.period, *(q for q in lags[job.period] if span.get(q, 0) >= LAGGED_MIN_DATES)]
+            out.append(predict([m.to(_device(data)) for q in joined for m in members[q]], name, data, job.these))
     return (pl.concat(out) if out else pl.DataFrame()), fits
