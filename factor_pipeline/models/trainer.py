@@ -334,9 +334,9 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
     periods = [period_of(d, cfg.retrain_months) for d in days]
     mcfgs = [replace(cfg, seed=cfg.seed + k, seeds=1, lagged=0) for k in range(max(1, cfg.seeds))]
 
-    def job_for(p: str, these: list[int], predicts: bool, least: int = 5) -> PeriodJob | None:
+    def job_for(p: str, these: list[int], predicts: bool, a_predecessor: bool) -> PeriodJob | None:
         dates = training_dates(data, name, period_start(data, p, cfg.retrain_months), cfg)
-        if len(dates) * cfg.date_stride < least:
+        if len(dates) < 5 or (a_predecessor and len(dates) * cfg.date_stride < LAGGED_MIN_DATES):
             return None
         return PeriodJob(p, these, dates, mcfgs, [model_for(dates, these, m) if model_for else None for m in mcfgs],
                          predicts)
@@ -350,7 +350,7 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
     for p in sorted([*own, *extra]):
         these = [t for t, pp in zip(predict_dates, periods, strict=True) if pp == p] if p in lags else \
             [period_start(data, p, cfg.retrain_months)]  # names the fit's period; nothing predicted
-        job = job_for(p, these, p in lags and not cfg.lagged, 5 if p in lags else LAGGED_MIN_DATES)
+        job = job_for(p, these, p in lags and not cfg.lagged, p not in lags)
         if job is None:
             if progress:
                 progress.step(max(1, cfg.seeds), f"{p}: " + ("too few training dates, not predicted" if p in lags
