@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import tempfile
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -52,8 +51,9 @@ def members(cache: ModelCache, name: str, data: TrainData, year: int, cfg: Train
     return out
 
 
-def _z(tab: pl.DataFrame, col: str = "output") -> pl.Expr:
-    o = pl.col(col).cast(pl.Float64)
+def _z() -> pl.Expr:
+    """The output z-scored per date (an ensemble's unit)."""
+    o = pl.col("output").cast(pl.Float64)
     return (o - o.mean().over("date")) / o.std(ddof=0).over("date")
 
 
@@ -66,8 +66,7 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("realeval", args.data.resolve().parent / "realeval" / "evaluate.py")
     ev = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ev)
-    with tempfile.TemporaryDirectory():
-        panel = build_panel(connect_memory(), file_source(str(args.data)).relations())
+    panel = build_panel(connect_memory(), file_source(str(args.data)).relations())
     base = dataset_base(panel, consume=True)
     y = labels_mod.forward_returns(panel)
     cfg = TrainConfig(**TRAINING["real"])
@@ -87,7 +86,7 @@ def main() -> None:
             cols = {}
             for label, nets in (("own", now), ("last", last), ("both", now + last)):
                 tab = predict(nets, name, data, sig).select("code", "date", pl.col("output"))
-                cols[f"{name}_{label}"] = tab.with_columns(_z(tab).alias("output"))
+                cols[f"{name}_{label}"] = tab.with_columns(_z().alias("output"))
             for col, tab in cols.items():
                 part = tab.rename({"output": col})
                 wide = part if wide is None else wide.join(part, on=["code", "date"], how="full", coalesce=True)
