@@ -365,6 +365,7 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
             progress.note(f"seed {mcfg.seed} epoch {h['epoch'] + 1}: valid RankIC {h['valid_rank_ic']:.3f}")
 
     out, fits, members = [], [], {}
+    span = {job.period: len(job.dates) * cfg.date_stride for job in jobs}  # a predecessor joins if a year or more
     for job, (job_fits, table) in zip(jobs, side_by_side.run_periods(name, data, jobs, net_cfg, workers, on_epoch),
                                       strict=True):
         members[job.period] = [m if res is None else res.model for m, res in zip(job.cached, job_fits, strict=True)]
@@ -381,10 +382,8 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
                 progress.step(1, what)
         if job.predict:
             out.append(table)
-    if cfg.lagged:  # each period's own networks first (z_1..z_K are its first one's), then its predecessors'
-        span = {job.period: len(job.dates) * cfg.date_stride for job in jobs}
-        out = []
-        for job in (j for j in jobs if j.period in lags):
-            joined = [job.period, *(q for q in lags[job.period] if span.get(q, 0) >= LAGGED_MIN_DATES)]
+        elif job.period in lags:  # a lagged ensemble, as soon as its period is trained (its predecessors came first):
+            # its own networks first (z_1..z_K are its first one's), then those of the predecessors that joined
+            joined = [job.period, *(q for q in lags[job.period] if q in members and span[q] >= LAGGED_MIN_DATES)]
             out.append(predict([m.to(_device(data)) for q in joined for m in members[q]], name, data, job.these))
     return (pl.concat(out) if out else pl.DataFrame()), fits
