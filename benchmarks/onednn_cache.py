@@ -34,7 +34,6 @@ def _status_gib(field: str) -> float:
 
 def one_way(args: argparse.Namespace) -> None:
     """The child: fits and predictions at the cache capacity `--capacity`; prints one JSON line at the end."""
-    import os
     from dataclasses import replace
 
     os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(args.capacity)  # before torch's first convolution
