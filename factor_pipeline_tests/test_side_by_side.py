@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import duckdb
@@ -59,6 +60,41 @@ def test_periods_side_by_side_give_what_one_single_threaded_process_gives(panel)
     again, fits_again = rolling("week", data, pred, FAST, net, model_for=reuse,
                                 on_fit=lambda d, t, res, c: told.append(res), workers=2)
     assert len(fits_again) == 1 and told == fits_again and again.equals(here)
+
+
+def test_a_lagged_ensemble_trains_member_by_member_side_by_side_with_the_same_numbers(panel, monkeypatch):
+    """A lagged ensemble (the real preset's shape) trains its periods one member at a time side by side (3
+    half-year periods x 2 seeds = 6 pieces for 2 cores, not 3), then predicts in date chunks side by side: the
+    fits, in period and seed order, and the predictions equal those of one single-threaded process to the bit."""
+    monkeypatch.setattr(trainer, "LAGGED_MIN_DATES", 1)  # the tiny market's first window is short
+    data = _data(panel, "day")
+    net = net_config("day", data)
+    cfg = replace(FAST, seeds=2, lagged=1, retrain_months=6)
+    pred = signal_dates(panel, date(2017, 7, 3), date(2018, 6, 1))
+    here, fits_here = rolling("day", data, pred, cfg, net, workers=1)
+    pieces = []
+    real_in_order = side_by_side.in_order
+
+    def counting(fn, tasks, *args, **kw):
+        tasks = list(tasks)
+        pieces.append(len(tasks))
+        return real_in_order(fn, tasks, *args, **kw)
+
+    monkeypatch.setattr(side_by_side, "in_order", counting)
+    apart, fits_apart = rolling("day", data, pred, cfg, net, workers=2)
+    # six training pieces, then the predictions in date chunks (more than one, to be put back together)
+    assert len(pieces) == 2 and pieces[0] == 6 and pieces[1] > 2
+    assert len(fits_here) == len(fits_apart) == 6 and here.height > 0
+    assert here.equals(apart)
+    assert all(_same_weights(a.model, b.model) and a.history == b.history and a.train_dates == b.train_dates
+               for a, b in zip(fits_here, fits_apart, strict=True))
+    first = fits_here[0]  # the oldest period's first seed from the cache: five pieces, the same numbers
+
+    def reuse(dates, these, mcfg):
+        return first.model if dates[-1] == first.valid_dates[-1] and mcfg.seed == cfg.seed else None
+
+    again, fits_again = rolling("day", data, pred, cfg, net, model_for=reuse, workers=2)
+    assert pieces[2] == 5 and len(fits_again) == 5 and again.equals(here)
 
 
 def test_kept_batches_change_no_weight(panel, monkeypatch):

@@ -20,7 +20,7 @@ import torch
 
 from factor_pipeline.datasets.base import DatasetBase
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
-from factor_pipeline.models.trainer import FitResult, PeriodJob, TrainConfig, TrainData, run_period
+from factor_pipeline.models.trainer import FitResult, PeriodJob, TrainConfig, TrainData, predict, run_period
 from factor_pipeline.parallel import can_spawn, cores, in_order
 
 SMALL_BASE_BYTES = 2**30  # a panel up to this size is copied to each process; larger ones train here
@@ -67,13 +67,58 @@ def run_periods(name: str, data: TrainData, jobs: list[PeriodJob], net_cfg: Weak
             for job in jobs:
                 yield run_period(name, data, job, net_cfg, on_epoch)
         return
+    units = [u for job in jobs for u in _units(job)]
+    if not units:
+        yield from run_periods(name, data, jobs, net_cfg, 0, on_epoch)  # nothing to train or predict apart
+        return
     shipped = _ship(name, data)
-    # work of a period: its members still to train, each over its training dates (prediction is small)
-    sizes = [len(job.dates) * sum(m is None for m in job.cached) + 1 for job in jobs]
-    results = in_order(_worker_period, [(_bare(job),) for job in jobs], min(workers, len(jobs)), _worker_init,
+    # work of a unit: its members still to train, each over its training dates (prediction is small)
+    sizes = [len(u.dates) * sum(m is None for m in u.cached) + 1 for u in units]
+    results = in_order(_worker_period, [(_bare(u),) for u in units], min(workers, len(units)), _worker_init,
                        (name, shipped, net_cfg), sizes)
-    for fits, table in results:
-        yield [None if f is None else _fit_result(f, net_cfg) for f in fits], table
+    for job in jobs:
+        if job.predict:
+            fits, table = next(results)
+            yield [None if f is None else _fit_result(f, net_cfg) for f in fits], table
+            continue
+        # a period that only trains (a lagged ensemble is predicted by the caller) went out member by member
+        fits = [None if m is not None else _fit_result(next(results)[0][0], net_cfg) for m in job.cached]
+        yield fits, pl.DataFrame()
+
+
+def _units(job: PeriodJob) -> list[PeriodJob]:
+    """What goes to a process: a period that predicts, whole (its members, then its dates); a period that only
+    trains, one unit per member still to train, so the seeds of a few long fits (the real preset: 3 periods x 2
+    seeds on 2 cores) spread over the cores. Each member is seeded on its own and trained single-threaded, so
+    its weights do not depend on which unit or process trained it."""
+    if job.predict:
+        return [job]
+    return [PeriodJob(job.period, job.these, job.dates, [c], [None], False)
+            for c, m in zip(job.member_cfgs, job.cached, strict=True) if m is None]
+
+
+PREDICT_PIECES_PER_WORKER = 4  # date chunks per process: a slow chunk leaves little of a core idle
+
+
+def predict_apart(name: str, data: TrainData, tasks: list[tuple[list[WeakFactorNet], list[int]]],
+                  net_cfg: WeakFactorConfig, workers: int) -> list[pl.DataFrame]:
+    """predict(members, dates) for each (members, dates) task, single-threaded, the dates in chunks side by side
+    (inference on every trading date with a lagged ensemble's networks is half the real run's weak-factor stage).
+    A date's prediction reads only that date's samples, so the chunks put together are the task's table to the
+    bit, whatever the number of processes; one process (or none allowed) predicts here with one thread."""
+    if workers <= 1 or not can_spawn():
+        with _one_thread():
+            return [predict(members, name, data, dates) for members, dates in tasks]
+    total = sum(len(d) for _, d in tasks)
+    size = max(1, -(-total // (workers * PREDICT_PIECES_PER_WORKER)))
+    pieces = [(k, dates[i:i + size]) for k, (_, dates) in enumerate(tasks) for i in range(0, len(dates), size)]
+    states = [[_state(m) for m in members] for members, _ in tasks]
+    results = in_order(_worker_predict, [(states[k], chunk) for k, chunk in pieces], min(workers, len(pieces)),
+                       _worker_init, (name, _ship(name, data), net_cfg), [len(c) for _, c in pieces])
+    tables: list[list[pl.DataFrame]] = [[] for _ in tasks]
+    for (k, _), table in zip(pieces, results, strict=True):
+        tables[k].append(table)
+    return [pl.concat(t) for t in tables]
 
 
 # --- what crosses between processes: plain arrays, no shared-memory tensors -------------------------------
@@ -129,3 +174,8 @@ def _worker_period(job: PeriodJob) -> tuple[list[dict | None], pl.DataFrame]:
     return [None if f is None else {"state": _state(f.model), "train_dates": f.train_dates,
                                     "valid_dates": f.valid_dates, "history": f.history, "best_epoch": f.best_epoch,
                                     "best_valid_ic": f.best_valid_ic} for f in fits], table
+
+
+def _worker_predict(states: list[dict[str, np.ndarray]], dates: list[int]) -> pl.DataFrame:
+    members = [_model(s, _WORKER["net_cfg"]) for s in states]
+    return predict(members, _WORKER["name"], _WORKER["data"], dates)

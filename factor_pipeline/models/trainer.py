@@ -364,7 +364,7 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
         if progress:
             progress.note(f"seed {mcfg.seed} epoch {h['epoch'] + 1}: valid RankIC {h['valid_rank_ic']:.3f}")
 
-    out, fits, members = [], [], {}
+    out, fits, members, deferred = [], [], {}, []
     span = {job.period: len(job.dates) * cfg.date_stride for job in jobs}  # a predecessor joins if a year or more
     for job, (job_fits, table) in zip(jobs, side_by_side.run_periods(name, data, jobs, net_cfg, workers, on_epoch),
                                       strict=True):
@@ -385,5 +385,14 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
         elif job.period in lags:  # a lagged ensemble, as soon as its period is trained (its predecessors came first):
             # its own networks first (z_1..z_K are its first one's), then those of the predecessors that joined
             joined = [job.period, *(q for q in lags[job.period] if q in members and span[q] >= LAGGED_MIN_DATES)]
-            out.append(predict([m.to(_device(data)) for q in joined for m in members[q]], name, data, job.these))
+            ensemble = [m.to(_device(data)) for q in joined for m in members[q]]
+            if workers == 0:
+                out.append(predict(ensemble, name, data, job.these))
+            else:  # side by side: predicted in the processes once every period is trained, in this order
+                deferred.append((len(out), ensemble, job.these))
+                out.append(None)
+    if deferred:
+        for (k, _, _), table in zip(deferred, side_by_side.predict_apart(
+                name, data, [(e, these) for _, e, these in deferred], net_cfg, workers), strict=True):
+            out[k] = table
     return (pl.concat(out) if out else pl.DataFrame()), fits
