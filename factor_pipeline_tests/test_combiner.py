@@ -199,6 +199,38 @@ def test_walk_forward_keeps_the_tree_when_what_it_learns_holds_across_a_refit():
     assert _ic(scores, labels) > _ic(mean, labels) + 0.1
 
 
+def test_walk_forward_keeps_the_mean_unless_the_gain_is_clear_date_by_date():
+    """The tree's gain over the mean is measured on dates whose labels do not overlap, as a t statistic (checked
+    against scipy); below `walk_forward_t` standard errors the mean stays, however the means compare."""
+    from scipy.stats import ttest_1samp
+
+    from factor_pipeline.models.combiner import _gain_t, _non_overlapping, daily_rank_ic
+
+    feats, labels, dates = _refit_market(flip=False)
+    pred = [d for d in dates if d.year == 2018]
+    _, fits = rolling_scores(feats, labels, pred, CombinerConfig(n_estimators=60, train_years=2,
+                                                                 validation="walk_forward"))
+    t = fits[0].valid_rank_ic["tree_gain_t"]
+    assert fits[0].chosen in ("tree", "blend") and t >= 2
+    _, strict = rolling_scores(feats, labels, pred, CombinerConfig(n_estimators=60, train_years=2,
+                                                                   validation="walk_forward", walk_forward_t=t + 1e-6))
+    assert strict[0].chosen in ("mean", "blend") and strict[0].valid_rank_ic["tree_gain_t"] == t
+    if strict[0].chosen == "blend":
+        assert strict[0].valid_rank_ic["blend_gain_t"] >= t + 1e-6
+    # the dates: each after the previous one's labels were realised (weekly rows, labels 15 days on: every 3rd)
+    rows = labels.filter(pl.col("date").dt.year() == 2017)
+    apart = _non_overlapping(rows)
+    assert all(b > a + timedelta(days=15) for a, b in zip(apart, apart[1:], strict=False))
+    assert len(apart) == len(rows["date"].unique()[::3])
+    # the statistic by hand: two per-date IC series, the gain's one-sample t on those dates
+    rng = np.random.default_rng(0)
+    df = rows.with_columns(a=pl.col("y_std") + rng.normal(scale=3.0, size=rows.height),
+                           b=pl.col("y_std") + rng.normal(scale=4.0, size=rows.height))
+    ia, ib = daily_rank_ic(df, "a", "y_std"), daily_rank_ic(df, "b", "y_std")
+    gain = ia.join(ib, on="date").filter(pl.col("date").is_in(apart)).select(pl.col("ic") - pl.col("ic_right"))
+    assert abs(_gain_t(ia, ib, apart) - ttest_1samp(gain.to_series().to_numpy(), 0.0).statistic) < 1e-9
+
+
 def test_the_combiner_validation_follows_the_market_unless_the_launch_sets_it():
     from factor_pipeline.orchestration.assets.scores import ScoresConfig
 

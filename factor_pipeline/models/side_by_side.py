@@ -98,6 +98,7 @@ def _units(job: PeriodJob) -> list[PeriodJob]:
 
 
 PREDICT_PIECES_PER_WORKER = 4  # date chunks per process: a slow chunk leaves little of a core idle
+PREDICT_APART_MIN_DATES = 20  # fewer (the Friday job's week): predicted here, not worth starting processes
 
 
 def predict_apart(name: str, data: TrainData, tasks: list[tuple[list[WeakFactorNet], list[int]]],
@@ -106,10 +107,10 @@ def predict_apart(name: str, data: TrainData, tasks: list[tuple[list[WeakFactorN
     (inference on every trading date with a lagged ensemble's networks is half the real run's weak-factor stage).
     A date's prediction reads only that date's samples, so the chunks put together are the task's table to the
     bit, whatever the number of processes; one process (or none allowed) predicts here with one thread."""
-    if workers <= 1 or not can_spawn():
+    total = sum(len(d) for _, d in tasks)
+    if workers <= 1 or total < PREDICT_APART_MIN_DATES or not can_spawn():
         with _one_thread():
             return [predict(members, name, data, dates) for members, dates in tasks]
-    total = sum(len(d) for _, d in tasks)
     size = max(1, -(-total // (workers * PREDICT_PIECES_PER_WORKER)))
     pieces = [(k, dates[i:i + size]) for k, (_, dates) in enumerate(tasks) for i in range(0, len(dates), size)]
     states = [[_state(m) for m in members] for members, _ in tasks]
