@@ -2,11 +2,13 @@
 
 These small networks use CPU threads poorly: two threads train a fit 0.9-1.5x as fast as one
 (`benchmarks/train_speed.py --threads 1`), while independent fits in single-threaded processes scale with
-the cores. So where the panel is small enough to hand each process its own copy (the synthetic presets),
-every period (train its missing members, predict its dates) runs single-threaded, in `min(cores, periods)`
-processes, the largest fits handed out first. The numbers do not depend on that count: one thread
-everywhere, each period seeded on its own, results taken in period order. A large panel (all A shares)
-or a GPU runs the periods in this process as it is set up, as before.
+the cores. So where the part of the panel a dataset reads is small enough to hand each process its own copy
+(up to 1 GiB: the synthetic presets, and all A shares' daily bars at 0.1-0.2 GiB), every period (train its
+missing members, predict its dates) runs single-threaded, in `min(cores, periods)` processes, the largest fits
+handed out first. A lagged ensemble's periods only train there (a period is predicted with its predecessors'
+networks too), so they go out one member at a time, and its dates are then predicted in chunks side by side.
+The numbers do not depend on the process count: one thread everywhere, each member seeded on its own, results
+taken in order. A larger panel or a GPU runs the periods in this process as it is set up, as before.
 """
 
 from __future__ import annotations
