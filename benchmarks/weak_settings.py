@@ -45,6 +45,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "real_gap60": ("real", {"valid_gap": 60, "valid_every": 5}),
     "real_rank": ("real", {"label": "rank"}),
     "real_slow": ("real", {"lr": 3e-4, "dates_per_epoch": 120, "epochs": 8}),
+    "real_acc4": ("real", {"dates_per_step": 4, "dates_per_epoch": 240}),
 }
 
 

@@ -361,6 +361,36 @@ def test_mini_batches_take_more_steps_from_the_same_dates(panel, base):
     assert steps[16] == sum(round(k / 16) if k >= 32 else 1 for k in n)
 
 
+def test_a_step_over_several_dates_is_one_adam_step_on_their_mean_loss(panel, base):
+    """dates_per_step = k: one epoch of k drawn dates is one optimiser step on the mean of the k per-date losses
+    (each date's loss cross-sectional on its own), checked against that step taken by hand; 1 is the default."""
+    from dataclasses import replace
+
+    from factor_pipeline.models.trainer import _batch
+
+    data = _data(panel, base, "day")
+    dates = training_dates(data, "day", panel.date_index(date(2017, 7, 3)), FAST)[-20:]
+    cfg = TrainConfig(epochs=1, patience=1, seed=4, dates_per_epoch=5, dates_per_step=5)
+    net = net_config("day", data)
+    res = fit("day", data, dates, cfg, net)
+    torch.manual_seed(cfg.seed)
+    model = WeakFactorNet(net)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    drawn = np.random.default_rng(cfg.seed).permutation(res.train_dates)[:5]
+    losses = []
+    for t in drawn:
+        stocks, x = _batch(data, "day", int(t), need_label=True)
+        z, c = model(x)
+        losses.append(factor_loss(c, z, torch.from_numpy(data.y_std[stocks, int(t)]).float(), cfg.lam)[0])
+    opt.zero_grad()
+    torch.stack(losses).mean().backward()
+    opt.step()
+    got, want = res.model.state_dict(), model.state_dict()
+    assert all(torch.allclose(got[k], want[k], atol=1e-6) for k in want)
+    one = fit("day", data, dates, replace(cfg, dates_per_step=1), net).model.state_dict()  # five steps instead
+    assert not all(torch.allclose(one[k], want[k], atol=1e-6) for k in want)
+
+
 def test_a_validation_gap_moves_the_validation_dates_away_from_training(panel, base):
     data = _data(panel, base, "day")
     dates = training_dates(data, "day", panel.date_index(date(2017, 7, 3)), FAST)

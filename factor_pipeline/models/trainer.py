@@ -57,6 +57,7 @@ class TrainConfig:
     valid_gap: int = 0  # trading days left out between the last training label and the first validation date
     seeds: int = 1  # networks per fit, averaged
     batch_size: int = 0  # 0: one date's stocks per step; else each date's stocks in random chunks of this size
+    dates_per_step: int = 1  # >1: one optimiser step per this many dates, their per-date losses averaged
     label: str = "zscore"  # training target per date: "zscore" (winsorised z-score) or "rank" (normal scores of ranks)
     lagged: int = 0  # a period's weak factors also average the networks of this many preceding refits
     valid_share: float = 0.2
@@ -177,6 +178,9 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
         order = rng.permutation(train)
         if 0 < cfg.dates_per_epoch < len(order):
             order = order[:cfg.dates_per_epoch]
+        if cfg.dates_per_step > 1:
+            losses = _accumulated_epoch(model, opt, data, batches, order, cfg, device)
+            order = []
         for t in order:
             stocks, x = batches(int(t))
             if len(stocks) < 8:
@@ -206,6 +210,35 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     model.load_state_dict(best_state)
     model.eval()
     return res
+
+
+def _accumulated_epoch(model: WeakFactorNet, opt: torch.optim.Optimizer, data: TrainData, batches: _Batches,
+                       order: np.ndarray, cfg: TrainConfig, device: torch.device) -> list[float]:
+    """One epoch with a step per `cfg.dates_per_step` dates: each date's loss stays cross-sectional (its own
+    batch), their gradients are averaged, so a step sees several market days at once (less noise per step,
+    as many steps as an epoch of fewer dates)."""
+    if cfg.batch_size > 0:
+        raise ValueError("dates_per_step > 1 takes whole dates: set batch_size to 0")
+    losses = []
+    usable = [int(t) for t in order]
+    for i in range(0, len(usable), cfg.dates_per_step):
+        group = []
+        for t in usable[i:i + cfg.dates_per_step]:
+            stocks, x = batches(t)
+            if len(stocks) >= 8:
+                group.append((stocks, x, t))
+        if not group:
+            continue
+        opt.zero_grad()
+        for stocks, x, t in group:
+            y = torch.from_numpy(_target(data, stocks, t, cfg.label)).float().to(device)
+            with autocast(device):
+                z, c = model(x)
+            loss, _ = factor_loss(c.float(), z.float(), y, cfg.lam)
+            (loss / len(group)).backward()
+            losses.append(float(loss.detach()))
+        opt.step()
+    return losses
 
 
 def predict(model: WeakFactorNet | list[WeakFactorNet], name: str, data: TrainData, dates: list[int]) -> pl.DataFrame:
