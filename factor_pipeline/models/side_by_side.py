@@ -90,7 +90,7 @@ def run_periods(name: str, data: TrainData, jobs: list[PeriodJob], net_cfg: Weak
 
 def _units(job: PeriodJob) -> list[PeriodJob]:
     """What goes to a process: a period that predicts, whole (its members, then its dates); a period that only
-    trains, one unit per member still to train, so the seeds of a few long fits (the real preset: 3 periods x 2
+    trains, one unit per member still to train, so the seeds of a few long fits (the real preset: 3 periods x 4
     seeds on 2 cores) spread over the cores. Each member is seeded on its own and trained single-threaded, so
     its weights do not depend on which unit or process trained it."""
     if job.predict:

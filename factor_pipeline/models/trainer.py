@@ -174,28 +174,13 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     best_state, stale = None, 0
     for epoch in range(cfg.epochs):
         model.train()
-        losses = []
         order = rng.permutation(train)
         if 0 < cfg.dates_per_epoch < len(order):
             order = order[:cfg.dates_per_epoch]
         if cfg.dates_per_step > 1:
             losses = _accumulated_epoch(model, opt, data, batches, order, cfg, device)
-            order = []
-        for t in order:
-            stocks, x = batches(int(t))
-            if len(stocks) < 8:
-                continue
-            y = torch.from_numpy(_target(data, stocks, int(t), cfg.label)).float().to(device)
-            parts = _chunks(len(stocks), cfg.batch_size, rng)
-            for part in parts:
-                xb, yb = (x, y) if len(parts) == 1 else (x[part], y[part])  # the whole date: no copy
-                with autocast(device):
-                    z, c = model(xb)
-                loss, _ = factor_loss(c.float(), z.float(), yb, cfg.lam)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
+        else:
+            losses = _epoch(model, opt, data, batches, order, cfg, device, rng)
         ic = _valid_ic(model, data, name, valid, batches)
         res.history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
                             "valid_rank_ic": ic})
@@ -210,6 +195,28 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     model.load_state_dict(best_state)
     model.eval()
     return res
+
+
+def _epoch(model: WeakFactorNet, opt: torch.optim.Optimizer, data: TrainData, batches: _Batches,
+           order: np.ndarray, cfg: TrainConfig, device: torch.device, rng: np.random.Generator) -> list[float]:
+    """One epoch, a step per date (or per random chunk of a date's stocks, `batch_size`)."""
+    losses = []
+    for t in order:
+        stocks, x = batches(int(t))
+        if len(stocks) < 8:
+            continue
+        y = torch.from_numpy(_target(data, stocks, int(t), cfg.label)).float().to(device)
+        parts = _chunks(len(stocks), cfg.batch_size, rng)
+        for part in parts:
+            xb, yb = (x, y) if len(parts) == 1 else (x[part], y[part])  # the whole date: no copy
+            with autocast(device):
+                z, c = model(xb)
+            loss, _ = factor_loss(c.float(), z.float(), yb, cfg.lam)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    return losses
 
 
 def _accumulated_epoch(model: WeakFactorNet, opt: torch.optim.Optimizer, data: TrainData, batches: _Batches,
