@@ -93,8 +93,7 @@ class CombinerFit:
 
 def mean_rank_ic(df: pl.DataFrame, x: str, y: str) -> float:
     """Mean over dates of the Spearman correlation of x and y across the rows of each date."""
-    ic = daily_rank_ic(df, x, y)["ic"].drop_nulls().drop_nans()
-    return float(ic.mean()) if ic.len() else float("nan")
+    return _mean(daily_rank_ic(df, x, y)["ic"])
 
 
 def daily_rank_ic(df: pl.DataFrame, x: str, y: str) -> pl.DataFrame:
