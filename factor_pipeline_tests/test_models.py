@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import duckdb
@@ -434,8 +435,8 @@ def test_rank_label_training_depends_on_the_labels_order_only(panel, base):
 
 
 def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
-    """Fits cached before `label` (and `lagged`, `dates_per_step`) existed keep their key at its default; another
-    value is another model."""
+    """Fits cached before `label` (and `lagged`, `dates_per_step`, `instance_norm`) existed keep their key at its
+    default; another value is another model."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -443,9 +444,15 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     from factor_pipeline.models.tracking import ModelCache
 
     cache, net = ModelCache(tmp_path), WeakFactorConfig(kind="sequence", rows=6)
-    before = {k: v for k, v in asdict(FAST).items() if k not in ("retrain_months", "label", "lagged", "dates_per_step")}
-    blob = json.dumps({"dataset": "day", "train": before, "net": asdict(net), "data": "h"}, sort_keys=True)
+    before = {k: v for k, v in asdict(FAST).items()
+              if k not in ("retrain_months", "label", "lagged", "dates_per_step", "instance_norm")}
+    net_before = {k: v for k, v in asdict(net).items() if k != "instance_norm"}
+    blob = json.dumps({"dataset": "day", "train": before, "net": net_before, "data": "h"}, sort_keys=True)
     assert cache.key("day", FAST, net, "h") == hashlib.sha256(blob.encode()).hexdigest()[:20]
+    # the preset's list of instance-normalised datasets is no key of its own: what a network reads is its net's
+    listed = TrainConfig(**{**FAST.__dict__, "instance_norm": ("week",)})
+    assert cache.key("day", listed, net, "h") == cache.key("day", FAST, net, "h")
+    assert cache.key("day", FAST, replace(net, instance_norm=True), "h") != cache.key("day", FAST, net, "h")
     ranked = TrainConfig(**{**FAST.__dict__, "label": "rank"})
     assert cache.key("day", ranked, net, "h") != cache.key("day", FAST, net, "h")
     stepped = TrainConfig(**{**FAST.__dict__, "dates_per_step": 4})

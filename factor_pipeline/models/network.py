@@ -32,12 +32,18 @@ class WeakFactorConfig:
     hidden: int = 32
     n_factors: int = 8  # K
     dropout: float = 0.0
+    instance_norm: bool = False  # inputs carry instance-normalised copies of the rows (datasets.preprocess.inputs)
+
+    @property
+    def in_rows(self) -> int:
+        """Rows (channels) or features the network reads: doubled with the instance-normalised copies."""
+        return self.rows * (2 if self.instance_norm else 1)
 
 
 class ResidualImageBlock(nn.Module):
     def __init__(self, cfg: WeakFactorConfig):
         super().__init__()
-        layers, c_in = [], cfg.rows
+        layers, c_in = [], cfg.in_rows
         for _ in range(cfg.depth):
             layers += [nn.Conv1d(c_in, cfg.conv_channels, cfg.kernel), nn.GELU()]
             c_in = cfg.conv_channels
@@ -45,7 +51,7 @@ class ResidualImageBlock(nn.Module):
         self.out_cols = cfg.cols - cfg.depth * (cfg.kernel - 1)
         if self.out_cols < 1:
             raise ValueError(f"{cfg.depth} conv layers of kernel {cfg.kernel} do not fit {cfg.cols} columns")
-        self.down = nn.Conv1d(cfg.rows, cfg.conv_channels, 1)  # linear map of the channels
+        self.down = nn.Conv1d(cfg.in_rows, cfg.conv_channels, 1)  # linear map of the channels
         self.proj = nn.Linear(cfg.conv_channels * self.out_cols, cfg.feature_dim)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -60,7 +66,7 @@ class WeakFactorNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.block = ResidualImageBlock(cfg) if cfg.kind == "image" else None
-        gru_in = cfg.feature_dim if cfg.kind == "image" else cfg.rows
+        gru_in = cfg.feature_dim if cfg.kind == "image" else cfg.in_rows
         self.gru = nn.GRU(gru_in, cfg.hidden, batch_first=True)
         self.drop = nn.Dropout(cfg.dropout)
         self.nn_layer = nn.Linear(cfg.hidden, cfg.n_factors)  # weak factors z

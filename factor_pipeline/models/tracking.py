@@ -87,9 +87,11 @@ class ModelCache:
 
     def key(self, name: str, cfg: TrainConfig, net_cfg: WeakFactorConfig, dhash: str) -> str:
         # the cadence only decides which dates a fit trains on, and those are in the data hash
+        # instance_norm: the preset's list of datasets; what this dataset's network reads is in the net config
         train = {k: v for k, v in asdict(cfg).items()
-                 if k != "retrain_months" and not (k in _NEW_DEFAULTS and _NEW_DEFAULTS[k] == v)}
-        blob = json.dumps({"dataset": name, "train": train, "net": asdict(net_cfg), "data": dhash},
+                 if k not in ("retrain_months", "instance_norm") and not (k in _NEW_DEFAULTS and _NEW_DEFAULTS[k] == v)}
+        net = {k: v for k, v in asdict(net_cfg).items() if not (k == "instance_norm" and not v)}
+        blob = json.dumps({"dataset": name, "train": train, "net": net, "data": dhash},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -28,7 +28,7 @@ from scipy.stats import rankdata
 from factor_pipeline.datasets.base import DatasetBase
 from factor_pipeline.datasets.builders import gather
 from factor_pipeline.datasets.labels import HORIZON
-from factor_pipeline.datasets.preprocess import cross_section
+from factor_pipeline.datasets.preprocess import inputs
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.models.cadence import period_of
@@ -60,6 +60,7 @@ class TrainConfig:
     dates_per_step: int = 1  # >1: one optimiser step per this many dates, their per-date losses averaged
     label: str = "zscore"  # training target per date: "zscore" (winsorised z-score) or "rank" (normal scores of ranks)
     lagged: int = 0  # a period's weak factors also average the networks of this many preceding refits
+    instance_norm: tuple[str, ...] = ()  # datasets whose networks also read instance-normalised inputs
     valid_share: float = 0.2
     train_years: int = 3
     seed: int = 0
@@ -88,17 +89,22 @@ class FitResult:
     best_valid_ic: float = float("nan")
 
 
-def net_config(name: str, data: TrainData, **overrides) -> WeakFactorConfig:
+def net_config(name: str, data: TrainData, cfg: TrainConfig | None = None, **overrides) -> WeakFactorConfig:
+    """The network of dataset `name`; a training preset's `instance_norm` says whether it reads the
+    instance-normalised inputs too."""
     spec = DATASETS[name]
+    if cfg is not None and name in cfg.instance_norm:
+        overrides = {"instance_norm": True, **overrides}
     rows = data.base.l2.shape[-1] if name == "l2" else len(spec.rows)
     return WeakFactorConfig(kind=spec.kind, rows=rows, cols=spec.cols, **overrides)
 
 
-def _batch(data: TrainData, name: str, t: int, need_label: bool) -> tuple[np.ndarray, torch.Tensor]:
+def _batch(data: TrainData, name: str, t: int, need_label: bool,
+           instance_norm: bool = False) -> tuple[np.ndarray, torch.Tensor]:
     ok = data.samples[:, t] & (np.isfinite(data.y_std[:, t]) if need_label else True)
     stocks = np.flatnonzero(ok)
     x = gather(data.base, name, torch.from_numpy(stocks), torch.full((len(stocks),), t))
-    return stocks, cross_section(x)
+    return stocks, inputs(x, instance_norm)
 
 
 def _device(data: TrainData) -> torch.device:
@@ -121,8 +127,8 @@ class _Batches:
     same validation dates (and, without `dates_per_epoch`, the same training dates); gathering and
     preprocessing a date costs a fifth of its training step, so it is done once per fit where memory allows."""
 
-    def __init__(self, data: TrainData, name: str, budget: int | None = None):
-        self.data, self.name, self.used = data, name, 0
+    def __init__(self, data: TrainData, name: str, budget: int | None = None, instance_norm: bool = False):
+        self.data, self.name, self.used, self.instance_norm = data, name, 0, instance_norm
         self.budget = BATCH_CACHE_BYTES if budget is None else budget
         self._kept: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
@@ -130,7 +136,7 @@ class _Batches:
         hit = self._kept.get(t)
         if hit is not None:
             return hit
-        stocks, x = _batch(self.data, self.name, t, need_label=True)
+        stocks, x = _batch(self.data, self.name, t, need_label=True, instance_norm=self.instance_norm)
         size = x.element_size() * x.nelement()
         if self.used + size <= self.budget:
             self._kept[t] = (stocks, x)
@@ -140,7 +146,7 @@ class _Batches:
 
 def _valid_ic(model: WeakFactorNet, data: TrainData, name: str, dates: list[int],
               batches: _Batches | None = None) -> float:
-    batches = batches or _Batches(data, name, budget=0)
+    batches = batches or _Batches(data, name, budget=0, instance_norm=model.cfg.instance_norm)
     model.eval()
     ics = []
     with torch.no_grad():
@@ -170,7 +176,7 @@ def fit(name: str, data: TrainData, dates: list[int], cfg: TrainConfig, net_cfg:
     model = WeakFactorNet(net_cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     res = FitResult(model, train, valid)
-    batches = _Batches(data, name)
+    batches = _Batches(data, name, instance_norm=net_cfg.instance_norm)
     best_state, stale = None, 0
     for epoch in range(cfg.epochs):
         model.train()
@@ -254,10 +260,13 @@ def predict(model: WeakFactorNet | list[WeakFactorNet], name: str, data: TrainDa
     Several models (a seed ensemble): c is the mean of their outputs, each z-scored across the date's
     stocks; z_k are the first model's (factor k of one network is not factor k of another)."""
     members = model if isinstance(model, list) else [model]
+    if len({m.cfg.instance_norm for m in members}) > 1:
+        raise ValueError("an ensemble's networks must read the same inputs (instance_norm differs)")
+    instance_norm = members[0].cfg.instance_norm
     frames = []
     with torch.no_grad():
         for t in dates:
-            stocks, x = _batch(data, name, t, need_label=False)
+            stocks, x = _batch(data, name, t, need_label=False, instance_norm=instance_norm)
             if len(stocks) == 0:
                 continue
             outs = []

@@ -52,7 +52,7 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
     y = labels_mod.forward_returns(panel)
     mask = sample_mask(panel, DATASETS[name].lookback)
     data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)
-    net_cfg = net_config(name, data, n_factors=n_factors)
+    net_cfg = net_config(name, data, cfg, n_factors=n_factors)
     lookback = DATASETS[name].lookback
     run = WeakRun(pl.DataFrame())
 
