@@ -12,7 +12,7 @@ from factor_pipeline.datasets import labels as labels_mod
 from factor_pipeline.datasets.base import dataset_base
 from factor_pipeline.datasets.builders import gather
 from factor_pipeline.datasets.panel import build_panel
-from factor_pipeline.datasets.preprocess import cross_section
+from factor_pipeline.datasets.preprocess import cross_section, inputs, instance_normalised
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.samples import sample_mask
 
@@ -212,6 +212,35 @@ def test_nothing_after_t_matters(name, market, panel, base):
     x2 = _x(b2, p2, name, t=t2)
     np.testing.assert_array_equal(x1, x2)
     np.testing.assert_array_equal(cross_section(torch.from_numpy(x1)), cross_section(torch.from_numpy(x2)))
+    np.testing.assert_array_equal(inputs(torch.from_numpy(x1), True), inputs(torch.from_numpy(x2), True))
+
+
+def test_instance_normalised_inputs_equal_a_hand_computation():
+    """Each sample's feature (image row) z-scored over its own time cells, by hand: a sequence's steps, an
+    image's steps and columns; missing cells left out of the statistics and 0 after; a constant feature 0;
+    clipped at 5; beside the cross-sectional cells in `inputs`."""
+    rng = np.random.default_rng(3)
+    seq = rng.lognormal(size=(4, 30, 3))
+    seq[1, 5, 0] = np.nan
+    seq[2, :, 1] = 7.0
+    seq[3, -1, 2] = 1e6  # one outlier: its z-score, sqrt(29) > 5, is clipped
+    got = instance_normalised(torch.from_numpy(seq)).numpy()
+    for i in range(4):
+        for f in range(3):
+            col = seq[i, :, f]
+            ok = ~np.isnan(col)
+            sd = col[ok].std()
+            want = np.where(ok, np.clip((col - col[ok].mean()) / sd, -5, 5), 0.0) if sd > 0 else np.zeros(30)
+            np.testing.assert_allclose(got[i, :, f], want, rtol=1e-5, atol=1e-5)
+    assert got[3, -1, 2] == pytest.approx(5.0) and np.all(got[2, :, 1] == 0)
+    img = rng.normal(size=(2, 30, 6, 5))
+    got = instance_normalised(torch.from_numpy(img)).numpy()
+    row = img[1, :, 4, :]  # a stock's row over the 30 images and their 5 columns: its 150 days
+    np.testing.assert_allclose(got[1, :, 4, :], (row - row.mean()) / row.std(), rtol=1e-4, atol=1e-5)
+    both = inputs(torch.from_numpy(img), True)
+    assert both.shape == (2, 30, 12, 5)
+    np.testing.assert_array_equal(both[:, :, :6], cross_section(torch.from_numpy(img)))
+    assert inputs(torch.from_numpy(seq), True).shape == (4, 30, 6)
 
 
 def test_truncated_market_gives_the_same_inputs(market, panel, base):

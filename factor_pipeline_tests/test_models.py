@@ -22,7 +22,7 @@ from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.market.io import duckdb_reader, table_files
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
-from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, rolling, training_dates
+from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, predict, rolling, training_dates
 
 FAST = TrainConfig(epochs=3, patience=1, date_stride=3, train_years=2, seed=0)
 
@@ -244,6 +244,28 @@ def test_every_trading_date_gets_its_periods_model_and_no_later_label(panel, bas
     assert all(max(f.train_dates + f.valid_dates) + HORIZON + 1 < first for f in fits)
     out2, _ = rolling("day", _late_scrambled(panel, base, "day", first, 7), every, ENSEMBLE, net_config("day", data))
     assert out_all.equals(out2)
+
+
+def test_instance_normalised_week_reads_its_rows_twice_and_no_later_label(panel, base):
+    """A preset that lists `week` in `instance_norm` gives week's network 12 rows (the cross-sectional cells and
+    each stock's own-history z-scores) and day's its 11 features; a week period predicted with it changes with
+    the option (it is another input) but not with labels realised on or after the period's first date; an
+    ensemble whose networks read different inputs is refused."""
+    cfg = replace(ENSEMBLE, instance_norm=("week",), seeds=1)
+    data = _data(panel, base, "week")
+    net = net_config("week", data, cfg)
+    assert net.instance_norm and net.in_rows == 12
+    assert not net_config("day", _data(panel, base, "day"), cfg).instance_norm
+    every = trading_dates(panel, date(2018, 1, 1), date(2018, 2, 1))
+    out, fits = rolling("week", data, every, cfg, net)
+    assert fits[0].model.block.down.in_channels == 12
+    plain, _ = rolling("week", data, every, cfg, net_config("week", data))
+    assert not np.allclose(out["output"].to_numpy(), plain["output"].to_numpy())
+    out2, _ = rolling("week", _late_scrambled(panel, base, "week", every[0], 7), every, cfg, net)
+    assert out.equals(out2)
+    mixed = [fits[0].model, WeakFactorNet(net_config("week", data))]
+    with pytest.raises(ValueError, match="instance_norm"):
+        predict(mixed, "week", data, every[:1])
 
 
 def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
