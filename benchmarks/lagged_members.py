@@ -77,7 +77,7 @@ def main() -> None:
         for name in args.datasets:
             mask = sample_mask(panel, DATASETS[name].lookback)
             data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)
-            net_cfg = net_config(name, data)
+            net_cfg = net_config(name, data, cfg)
             now = members(cache, name, data, year, cfg, net_cfg)
             last = members(cache, name, data, year - 1, cfg, net_cfg)
             if now is None or last is None:

@@ -46,6 +46,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "real_rank": ("real", {"label": "rank"}),
     "real_slow": ("real", {"lr": 3e-4, "dates_per_epoch": 120, "epochs": 8}),
     "real_acc4": ("real", {"dates_per_step": 4, "dates_per_epoch": 240}),
+    "real_noinst": ("real", {"instance_norm": ()}),  # the real preset before instance-normalised week inputs
+    "real_inst": ("real", {"instance_norm": ("day", "week")}),  # both datasets with them (day's not adopted)
 }
 
 
@@ -78,7 +80,7 @@ def main() -> None:
                     cfg = replace(TrainConfig(**{**TRAINING[preset], **over}), seed=seed, seeds=1)
                     dates = training_dates(data, name, anchor, cfg)
                     t0 = time.perf_counter()
-                    res = fit(name, data, dates, cfg, net_config(name, data))
+                    res = fit(name, data, dates, cfg, net_config(name, data, cfg))
                     secs = time.perf_counter() - t0
                     tab = predict(res.model, name, data, sig)
                     outs.append(tab)
