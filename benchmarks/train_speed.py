@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from factor_pipeline.config import TRAINING
 from factor_pipeline.datasets import labels as labels_mod
 from factor_pipeline.datasets.base import dataset_base
 from factor_pipeline.datasets.builders import require
@@ -29,13 +30,14 @@ from factor_pipeline.market.sources import file_source, synthetic_source
 from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorNet
-from factor_pipeline.models.trainer import TrainData, _batch, net_config
+from factor_pipeline.models.trainer import TrainConfig, TrainData, _batch, net_config
 
 
-def _live(data: TrainData, name: str, dates: list[int], device: str):
-    """Batches as training reads them: gathered from the panel and preprocessed, one date each."""
+def _live(data: TrainData, name: str, dates: list[int], device: str, instance_norm: bool = False):
+    """Batches as training reads them: gathered from the panel and preprocessed, one date each (with the
+    instance-normalised rows where the training preset gives the dataset them)."""
     for t in dates:
-        stocks, x = _batch(data, name, t, need_label=True)
+        stocks, x = _batch(data, name, t, need_label=True, instance_norm=instance_norm)
         yield x, torch.from_numpy(data.y_std[stocks, t]).float().to(device)
 
 
@@ -66,6 +68,7 @@ def main() -> None:
         panel = build_panel(connect_memory(), src.relations())
     base = dataset_base(panel, consume=True).to(args.device)
     y = labels_mod.forward_returns(panel)
+    cfg = TrainConfig(**TRAINING["real" if args.data else args.preset])  # the inputs that preset's networks read
     print(f"device={args.device} threads={args.threads} "
           f"{'data=' + args.data if args.data else 'preset=' + args.preset} dates per epoch={args.dates}")
     for name in DATASETS:
@@ -76,19 +79,22 @@ def main() -> None:
         m = sample_mask(panel, DATASETS[name].lookback)
         data = TrainData(base, m, labels_mod.standardised(y, m), y, panel.codes, panel.dates)
         ts = [int(t) for t in np.linspace(400, len(panel.dates) - 20, args.dates)]
-        pre = list(_live(data, name, ts, args.device))  # the same batches, gathered and preprocessed up front
+        net = net_config(name, data, cfg)
+        # the same batches, gathered and preprocessed up front
+        pre = list(_live(data, name, ts, args.device, net.instance_norm))
 
         torch.manual_seed(0)
-        model = WeakFactorNet(net_config(name, data)).to(args.device)
+        model = WeakFactorNet(net).to(args.device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         _epoch(model, opt, pre)  # warm-up
         t0 = time.perf_counter()
         n_pre = _epoch(model, opt, pre)
         s_pre = time.perf_counter() - t0
         t0 = time.perf_counter()
-        n_live = _epoch(model, opt, _live(data, name, ts, args.device))
+        n_live = _epoch(model, opt, _live(data, name, ts, args.device, net.instance_norm))
         s_live = time.perf_counter() - t0
-        print(f"{name:>6}: pipeline {n_live / s_live:8,.0f} samples/s, pre-gathered {n_pre / s_pre:8,.0f} samples/s, "
+        label = name + (" (instance-normalised too)" if net.instance_norm else "")
+        print(f"{label:>6}: pipeline {n_live / s_live:8,.0f} samples/s, pre-gathered {n_pre / s_pre:8,.0f} samples/s, "
               f"ratio {(n_live / s_live) / (n_pre / s_pre):.2f}")
 
 
