@@ -81,7 +81,7 @@ TRAINING: dict[str, dict] = {
     # `instance_norm` ("week",): the week network also reads each image row z-scored over the stock's own 150 days
     # (datasets.preprocess.inputs), so it sees the shape of a stock's history apart from its level across stocks,
     # which the networks otherwise load on (per-date rank correlation of week / day with 20-day low turnover
-    # 0.48-0.65, low volatility 0.53-0.55, 2017-2018; benchmarks/factor_loadings.py). Chosen on 2017-2018 (four
+    # 0.48-0.65, low volatility 0.52-0.56, 2017-2018; benchmarks/factor_loadings.py). Chosen on 2017-2018 (four
     # seeds each, single-threaded; benchmarks/weak_pairs.py, README "Instance-normalised `week` inputs"), 2019 not
     # looked at: the mean of week and day 2017 0.0937 -> 0.1028, 2018 0.1131 -> 0.1205, week alone 0.0789 -> 0.0802,
     # 0.1152 -> 0.1256; the same for `day` (its 30 days) lowered 2017 (their mean 0.0893), so day stays as it was.

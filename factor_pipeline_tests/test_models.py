@@ -205,7 +205,6 @@ def test_data_hash_does_not_depend_on_where_the_panel_starts(panel, base, tiny_d
 
 def test_a_dataset_the_market_lacks_is_unavailable_before_any_training(panel):
     """A daily-only market (no l2_daily, no intraday bars) must not crash the l2/ms/msnew weak factors."""
-    from dataclasses import replace
 
     from factor_pipeline.datasets.registry import DatasetUnavailable
     from factor_pipeline.models.weak import weak_factors
@@ -269,7 +268,6 @@ def test_instance_normalised_week_reads_its_rows_twice_and_no_later_label(panel,
 
 
 def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
-    from dataclasses import replace
 
     from factor_pipeline.models.trainer import predict
 
@@ -292,7 +290,6 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     (same cache keys, so a cached one is reused, not retrained), and no label realised on or after the
     period's first trading date reaches either. Half-yearly refits: the tiny market's yearly 2017 fit has less
     than a year of training dates (it starts in 2016), the next test."""
-    from dataclasses import replace
 
     from factor_pipeline.models.tracking import ModelCache, data_hash
     from factor_pipeline.models.trainer import predict
@@ -334,7 +331,6 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
 def test_a_predecessor_with_under_a_year_of_training_dates_stays_out_of_the_lagged_ensemble(panel, base):
     """The tiny market starts in January 2016, so the yearly 2017 fit learns from about 200 dates: 2018's lagged
     ensemble is 2018's own networks alone, and the short 2017 fit is not even trained."""
-    from dataclasses import replace
 
     from factor_pipeline.models.trainer import LAGGED_MIN_DATES
 
@@ -387,7 +383,6 @@ def test_mini_batches_take_more_steps_from_the_same_dates(panel, base):
 def test_a_step_over_several_dates_is_one_adam_step_on_their_mean_loss(panel, base):
     """dates_per_step = k: one epoch of k drawn dates is one optimiser step on the mean of the k per-date losses
     (each date's loss cross-sectional on its own), checked against that step taken by hand; 1 is the default."""
-    from dataclasses import replace
 
     from factor_pipeline.models.trainer import _batch
 
