@@ -63,6 +63,7 @@ class TrainConfig:
     instance_norm: tuple[str, ...] = ()  # datasets whose networks also read instance-normalised inputs
     valid_share: float = 0.2
     train_years: int = 3
+    dataset_train_years: tuple[tuple[str, int], ...] = ()  # (dataset, years) where a dataset's window differs
     seed: int = 0
     retrain_months: int = 12  # cadence: one fit per calendar year (the report), or every 6/3/... months
 
@@ -87,6 +88,13 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # per epoch: loss, valid_rank_ic
     best_epoch: int = -1
     best_valid_ic: float = float("nan")
+
+
+def for_dataset(cfg: TrainConfig, name: str) -> TrainConfig:
+    """The config dataset `name` trains with: its own `train_years` where `dataset_train_years` gives one. The map
+    itself is dropped, so a fit's config (and cache key) names only the window it trained on."""
+    years = dict(cfg.dataset_train_years).get(name, cfg.train_years)
+    return replace(cfg, train_years=years, dataset_train_years=())
 
 
 def net_config(name: str, data: TrainData, cfg: TrainConfig | None = None, **overrides) -> WeakFactorConfig:

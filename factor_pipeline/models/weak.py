@@ -20,7 +20,7 @@ from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.samples import sample_mask
 from factor_pipeline.evaluation.ic import rank_ic, top_group_turnover
 from factor_pipeline.models.tracking import ModelCache, data_hash, log_fit
-from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, net_config, rolling
+from factor_pipeline.models.trainer import FitResult, TrainConfig, TrainData, for_dataset, net_config, rolling
 from factor_pipeline.progress import Progress
 
 
@@ -47,6 +47,7 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
     measured on (default: all of them); `side_by_side`: the periods' fits in single-threaded processes where
     the device and the panel's size allow (models.side_by_side); `cached_only`: raise NotCached rather than
     train (a panel whose intraday parts cover only the prediction windows cannot train)."""
+    cfg = for_dataset(cfg, name)
     base = dataset_base(panel, consume=True).to(device)
     require(base, name)  # a daily-only market has no ms/msnew/l2: say so before anything is trained
     y = labels_mod.forward_returns(panel)
