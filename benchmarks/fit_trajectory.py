@@ -38,7 +38,7 @@ from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.models import trainer
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorNet
-from factor_pipeline.models.trainer import TrainConfig, TrainData, net_config, predict, training_dates
+from factor_pipeline.models.trainer import TrainConfig, TrainData, for_dataset, net_config, predict, training_dates
 
 
 class _Average:
@@ -136,7 +136,7 @@ def main() -> None:
             if args.other else None
         kept: dict[str, list[pl.DataFrame]] = {}
         for seed in args.seeds:
-            cfg = replace(TrainConfig(**TRAINING[args.preset]), seed=seed, seeds=1)
+            cfg = for_dataset(replace(TrainConfig(**TRAINING[args.preset]), seed=seed, seeds=1), name)
             traj = _trajectory(name, data, anchor, sig, cfg, args.averages)
             for kind, epochs in traj.items():
                 outs = [o for _, o in epochs]

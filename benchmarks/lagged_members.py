@@ -31,7 +31,15 @@ from factor_pipeline.datasets.weekly import signal_dates
 from factor_pipeline.market.sources import file_source
 from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.models.tracking import ModelCache, data_hash
-from factor_pipeline.models.trainer import TrainConfig, TrainData, net_config, period_start, predict, training_dates
+from factor_pipeline.models.trainer import (
+    TrainConfig,
+    TrainData,
+    for_dataset,
+    net_config,
+    period_start,
+    predict,
+    training_dates,
+)
 
 UNIVERSES = ("csi_all", "csi300", "csi500", "csi1000")
 
@@ -77,9 +85,10 @@ def main() -> None:
         for name in args.datasets:
             mask = sample_mask(panel, DATASETS[name].lookback)
             data = TrainData(base, mask, labels_mod.standardised(y, mask), y, panel.codes, panel.dates)
-            net_cfg = net_config(name, data, cfg)
-            now = members(cache, name, data, year, cfg, net_cfg)
-            last = members(cache, name, data, year - 1, cfg, net_cfg)
+            dcfg = for_dataset(cfg, name)  # the dataset's own training window, as the weak-factor stage trains it
+            net_cfg = net_config(name, data, dcfg)
+            now = members(cache, name, data, year, dcfg, net_cfg)
+            last = members(cache, name, data, year - 1, dcfg, net_cfg)
             if now is None or last is None:
                 print(f"{name} {year}: fits of {year} or {year - 1} not cached, skipped")
                 continue

@@ -38,7 +38,7 @@ from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.market.sources import file_source, synthetic_source
 from factor_pipeline.market.warehouse import connect_memory
 from factor_pipeline.models import trainer
-from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, predict, training_dates
+from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, for_dataset, net_config, predict, training_dates
 
 # name: (training preset, TrainConfig overrides[, WeakFactorConfig overrides])
 VARIANTS: dict[str, tuple[str, dict]] = {
@@ -49,11 +49,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "real_rank": ("real", {"label": "rank"}),
     "real_slow": ("real", {"lr": 3e-4, "dates_per_epoch": 120, "epochs": 8}),
     "real_acc4": ("real", {"dates_per_step": 4, "dates_per_epoch": 240}),
-    "real_noinst": ("real", {"instance_norm": ()}),  # the real preset before instance-normalised week inputs
-    "real_inst": ("real", {"instance_norm": ("day", "week")}),  # both datasets with them (day's not adopted)
+    # the real preset before instance-normalised week inputs (and before day's one-year window)
+    "real_noinst": ("real", {"instance_norm": (), "dataset_train_years": ()}),
+    # both datasets with them (day's not adopted), every dataset on 3 years
+    "real_inst": ("real", {"instance_norm": ("day", "week"), "dataset_train_years": ()}),
     "real_lam01": ("real", {"lam": 0.1}),  # a tenth of the report's correlation penalty
     "real_drop2": ("real", {}, {"dropout": 0.2}),  # dropout before the NN layer
     "real_h64": ("real", {}, {"hidden": 64}),  # a GRU twice as wide
+    "real_3y": ("real", {"dataset_train_years": ()}),  # every dataset on 3 years (day's before its one-year window)
 }
 
 
@@ -86,7 +89,7 @@ def main() -> None:
                 preset, over, *net_over = VARIANTS[v]
                 outs = []
                 for seed in args.seeds:
-                    cfg = replace(TrainConfig(**{**TRAINING[preset], **over}), seed=seed, seeds=1)
+                    cfg = for_dataset(replace(TrainConfig(**{**TRAINING[preset], **over}), seed=seed, seeds=1), name)
                     dates = training_dates(data, name, anchor, cfg)
                     t0 = time.perf_counter()
                     res = fit(name, data, dates, cfg, net_config(name, data, cfg, **(net_over[0] if net_over else {})))

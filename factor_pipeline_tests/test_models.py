@@ -22,7 +22,16 @@ from factor_pipeline.evaluation.ic import rank_ic
 from factor_pipeline.market.io import duckdb_reader, table_files
 from factor_pipeline.models.loss import factor_loss
 from factor_pipeline.models.network import WeakFactorConfig, WeakFactorNet
-from factor_pipeline.models.trainer import TrainConfig, TrainData, fit, net_config, predict, rolling, training_dates
+from factor_pipeline.models.trainer import (
+    TrainConfig,
+    TrainData,
+    fit,
+    for_dataset,
+    net_config,
+    predict,
+    rolling,
+    training_dates,
+)
 
 FAST = TrainConfig(epochs=3, patience=1, date_stride=3, train_years=2, seed=0)
 
@@ -267,6 +276,31 @@ def test_instance_normalised_week_reads_its_rows_twice_and_no_later_label(panel,
         predict(mixed, "week", data, every[:1])
 
 
+def test_a_dataset_with_a_window_of_its_own_trains_on_it_and_nothing_later(panel, base, monkeypatch):
+    """`dataset_train_years` (("day", 1),): day's fits train on the year of dates before the period (the newest
+    label realised before it), week's on the preset's `train_years`; weak_factors hands rolling the resolved config."""
+    import factor_pipeline.models.weak as weak
+
+    cfg = replace(ENSEMBLE, train_years=3, dataset_train_years=(("day", 1),))
+    day, week = for_dataset(cfg, "day"), for_dataset(cfg, "week")
+    assert (day.train_years, week.train_years) == (1, 3) and day.dataset_train_years == week.dataset_train_years == ()
+    anchor = int(np.searchsorted(panel.dates, np.datetime64("2018-06-01")))  # 2.4 years after the panel's start
+    dates = training_dates(_data(panel, base, "day"), "day", anchor, day)
+    assert dates[-1] + HORIZON + 1 < anchor  # every label realised before the period
+    assert dates[-1] - dates[0] <= 244 and len(dates) > 200
+    assert len(training_dates(_data(panel, base, "week"), "week", anchor, week)) > len(dates) + 100
+    seen = []
+
+    def spy(name, data, predict_dates, cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(weak, "rolling", spy)
+    with pytest.raises(RuntimeError, match="stop"):
+        weak.weak_factors("day", panel, [anchor], cfg, 4, torch.device("cpu"))
+    assert seen[0].train_years == 1 and seen[0].dataset_train_years == ()
+
+
 def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
 
     from factor_pipeline.models.trainer import predict
@@ -452,8 +486,8 @@ def test_rank_label_training_depends_on_the_labels_order_only(panel, base):
 
 
 def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
-    """Fits cached before `label` (and `lagged`, `dates_per_step`, `instance_norm`) existed keep their key at its
-    default; another value is another model."""
+    """Fits cached before `label` (and `lagged`, `dates_per_step`, `instance_norm`, `dataset_train_years`) existed
+    keep their key at its default; another value is another model."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -461,8 +495,8 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     from factor_pipeline.models.tracking import ModelCache
 
     cache, net = ModelCache(tmp_path), WeakFactorConfig(kind="sequence", rows=6)
-    before = {k: v for k, v in asdict(FAST).items()
-              if k not in ("retrain_months", "label", "lagged", "dates_per_step", "instance_norm")}
+    later = ("retrain_months", "label", "lagged", "dates_per_step", "instance_norm", "dataset_train_years")
+    before = {k: v for k, v in asdict(FAST).items() if k not in later}
     net_before = {k: v for k, v in asdict(net).items() if k != "instance_norm"}
     blob = json.dumps({"dataset": "day", "train": before, "net": net_before, "data": "h"}, sort_keys=True)
     assert cache.key("day", FAST, net, "h") == hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -474,6 +508,9 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     assert cache.key("day", ranked, net, "h") != cache.key("day", FAST, net, "h")
     stepped = TrainConfig(**{**FAST.__dict__, "dates_per_step": 4})
     assert cache.key("day", stepped, net, "h") != cache.key("day", FAST, net, "h")
+    # a dataset's own window: its fit is keyed by the window it trained on, as if the preset had said so
+    mapped = for_dataset(TrainConfig(**{**FAST.__dict__, "dataset_train_years": (("day", 1),)}), "day")
+    assert cache.key("day", mapped, net, "h") == cache.key("day", replace(FAST, train_years=1), net, "h")
     assert cache.key("day", TrainConfig(**{**FAST.__dict__, "lr": 2e-3}), net, "h") != cache.key("day", FAST, net, "h")
 
 
