@@ -19,10 +19,11 @@ from factor_pipeline.datasets.panel import Panel
 HORIZON = 10
 
 
-def forward_returns(panel: Panel) -> np.ndarray:
+def forward_returns(panel: Panel, horizon: int = HORIZON) -> np.ndarray:
+    """y_raw: adjusted VWAP of t+1+horizon / adjusted VWAP of t+1 - 1 (the pipeline's label: horizon 10)."""
     av = panel.field("vwap").astype(np.float64) * panel.field("adj_factor")
     y = np.full(av.shape, np.nan)
-    y[:, : -(HORIZON + 1)] = av[:, HORIZON + 1:] / av[:, 1:-HORIZON] - 1.0
+    y[:, : -(horizon + 1)] = av[:, horizon + 1:] / av[:, 1:-horizon] - 1.0
     return y
 
 
