@@ -136,7 +136,7 @@ def main() -> None:
             if args.other else None
         kept: dict[str, list[pl.DataFrame]] = {}
         for seed in args.seeds:
-            cfg = for_dataset(replace(TrainConfig(**TRAINING[args.preset]), seed=seed, seeds=1), name)
+            cfg = replace(for_dataset(TrainConfig(**TRAINING[args.preset]), name), seed=seed, seeds=1)
             traj = _trajectory(name, data, anchor, sig, cfg, args.averages)
             for kind, epochs in traj.items():
                 outs = [o for _, o in epochs]

@@ -89,7 +89,7 @@ def main() -> None:
                 preset, over, *net_over = VARIANTS[v]
                 outs = []
                 for seed in args.seeds:
-                    cfg = for_dataset(replace(TrainConfig(**{**TRAINING[preset], **over}), seed=seed, seeds=1), name)
+                    cfg = replace(for_dataset(TrainConfig(**{**TRAINING[preset], **over}), name), seed=seed, seeds=1)
                     dates = training_dates(data, name, anchor, cfg)
                     t0 = time.perf_counter()
                     res = fit(name, data, dates, cfg, net_config(name, data, cfg, **(net_over[0] if net_over else {})))

@@ -301,6 +301,48 @@ def test_a_dataset_with_a_window_of_its_own_trains_on_it_and_nothing_later(panel
     assert seen[0].train_years == 1 and seen[0].dataset_train_years == ()
 
 
+def test_a_dataset_with_seeds_of_its_own_trains_the_members_it_lacks_and_reuses_the_rest(panel, base, tmp_path,
+                                                                                          monkeypatch):
+    """`dataset_seeds` (("day", 3),): day's ensemble has three members, week keeps the preset's two; each member
+    is keyed by its own seed, so after a two-seed run only the third is trained, and the output is the three
+    members' mean z-score. weak_factors hands rolling the resolved config."""
+    import factor_pipeline.models.weak as weak
+    from factor_pipeline.models.tracking import ModelCache, data_hash
+    from factor_pipeline.models.trainer import predict
+
+    cfg = replace(ENSEMBLE, dataset_seeds=(("day", 3),))
+    day, week = for_dataset(cfg, "day"), for_dataset(cfg, "week")
+    assert (day.seeds, week.seeds) == (3, 2) and day.dataset_seeds == week.dataset_seeds == ()
+    data = _data(panel, base, "day")
+    net = net_config("day", data)
+    every = trading_dates(panel, date(2018, 1, 1), date(2018, 1, 20))
+    cache = ModelCache(tmp_path)
+
+    def model_for(dates, these, mcfg):
+        return cache.load("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), net)
+
+    def on_fit(dates, these, res, mcfg):
+        cache.save("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), res.model)
+
+    _, two = rolling("day", data, every, ENSEMBLE, net, model_for, on_fit)
+    out, new = rolling("day", data, every, day, net, model_for, on_fit)
+    assert len(two) == 2 and len(new) == 1  # seeds 3 and 4 reused, seed 5 trained
+    dates = training_dates(data, "day", panel.date_index(date(2018, 1, 2)), ENSEMBLE)
+    third = fit("day", data, dates, replace(ENSEMBLE, seed=5, seeds=1), net).model
+    want = predict([f.model for f in two] + [third], "day", data, every)
+    np.testing.assert_allclose(out["output"].to_numpy(), want["output"].to_numpy(), atol=1e-5)
+    seen = []
+
+    def spy(name, data, predict_dates, cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(weak, "rolling", spy)
+    with pytest.raises(RuntimeError, match="stop"):
+        weak.weak_factors("day", panel, every[:1], cfg, 4, torch.device("cpu"))
+    assert seen[0].seeds == 3 and seen[0].dataset_seeds == ()
+
+
 def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
 
     from factor_pipeline.models.trainer import predict
@@ -486,8 +528,8 @@ def test_rank_label_training_depends_on_the_labels_order_only(panel, base):
 
 
 def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
-    """Fits cached before `label` (and `lagged`, `dates_per_step`, `instance_norm`, `dataset_train_years`) existed
-    keep their key at its default; another value is another model."""
+    """Fits cached before `label` (and `lagged`, `dates_per_step`, `instance_norm`, `dataset_train_years`,
+    `dataset_seeds`) existed keep their key at its default; another value is another model."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -495,7 +537,8 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     from factor_pipeline.models.tracking import ModelCache
 
     cache, net = ModelCache(tmp_path), WeakFactorConfig(kind="sequence", rows=6)
-    later = ("retrain_months", "label", "lagged", "dates_per_step", "instance_norm", "dataset_train_years")
+    later = ("retrain_months", "label", "lagged", "dates_per_step", "instance_norm", "dataset_train_years",
+             "dataset_seeds")
     before = {k: v for k, v in asdict(FAST).items() if k not in later}
     net_before = {k: v for k, v in asdict(net).items() if k != "instance_norm"}
     blob = json.dumps({"dataset": "day", "train": before, "net": net_before, "data": "h"}, sort_keys=True)
@@ -511,6 +554,8 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     # a dataset's own window: its fit is keyed by the window it trained on, as if the preset had said so
     mapped = for_dataset(TrainConfig(**{**FAST.__dict__, "dataset_train_years": (("day", 1),)}), "day")
     assert cache.key("day", mapped, net, "h") == cache.key("day", replace(FAST, train_years=1), net, "h")
+    more = for_dataset(TrainConfig(**{**FAST.__dict__, "dataset_seeds": (("day", 8),)}), "day")
+    assert cache.key("day", more, net, "h") == cache.key("day", replace(FAST, seeds=8), net, "h")
     assert cache.key("day", TrainConfig(**{**FAST.__dict__, "lr": 2e-3}), net, "h") != cache.key("day", FAST, net, "h")
 
 

@@ -76,7 +76,8 @@ def data_hash(data: TrainData, dates: list[int], lookback: int) -> str:
 
 
 # settings added after fits were cached: at their default they stay out of the key, so those fits keep theirs
-_NEW_DEFAULTS: dict[str, object] = {"label": "zscore", "lagged": 0, "dates_per_step": 1, "dataset_train_years": ()}
+_NEW_DEFAULTS: dict[str, object] = {"label": "zscore", "lagged": 0, "dates_per_step": 1, "dataset_train_years": (),
+                                 "dataset_seeds": ()}
 
 
 class ModelCache:

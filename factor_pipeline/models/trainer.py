@@ -64,6 +64,7 @@ class TrainConfig:
     valid_share: float = 0.2
     train_years: int = 3
     dataset_train_years: tuple[tuple[str, int], ...] = ()  # (dataset, years) where a dataset's window differs
+    dataset_seeds: tuple[tuple[str, int], ...] = ()  # (dataset, seeds) where a dataset's ensemble differs
     seed: int = 0
     retrain_months: int = 12  # cadence: one fit per calendar year (the report), or every 6/3/... months
 
@@ -91,10 +92,12 @@ class FitResult:
 
 
 def for_dataset(cfg: TrainConfig, name: str) -> TrainConfig:
-    """The config dataset `name` trains with: its own `train_years` where `dataset_train_years` gives one. The map
-    itself is dropped, so a fit's config (and cache key) names only the window it trained on."""
+    """The config dataset `name` trains with: its own `train_years` and `seeds` where `dataset_train_years` and
+    `dataset_seeds` give them. The maps themselves are dropped, so a fit's config (and cache key) names only the
+    window it trained on; each member is keyed by its own seed, so a larger ensemble reuses the members it shares."""
     years = dict(cfg.dataset_train_years).get(name, cfg.train_years)
-    return replace(cfg, train_years=years, dataset_train_years=())
+    seeds = dict(cfg.dataset_seeds).get(name, cfg.seeds)
+    return replace(cfg, train_years=years, seeds=seeds, dataset_train_years=(), dataset_seeds=())
 
 
 def net_config(name: str, data: TrainData, cfg: TrainConfig | None = None, **overrides) -> WeakFactorConfig:
