@@ -301,13 +301,26 @@ def test_a_dataset_with_a_window_of_its_own_trains_on_it_and_nothing_later(panel
     assert seen[0].train_years == 1 and seen[0].dataset_train_years == ()
 
 
+def _cached_day(cache, data: TrainData, net: WeakFactorConfig):
+    """rolling's model_for / on_fit over a model cache, keyed as the weak-factor stage keys `day`'s members."""
+    from factor_pipeline.models.tracking import data_hash
+
+    def model_for(dates, these, mcfg):
+        return cache.load("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), net)
+
+    def on_fit(dates, these, res, mcfg):
+        cache.save("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), res.model)
+
+    return model_for, on_fit
+
+
 def test_a_dataset_with_seeds_of_its_own_trains_the_members_it_lacks_and_reuses_the_rest(panel, base, tmp_path,
                                                                                           monkeypatch):
     """`dataset_seeds` (("day", 3),): day's ensemble has three members, week keeps the preset's two; each member
     is keyed by its own seed, so after a two-seed run only the third is trained, and the output is the three
     members' mean z-score. weak_factors hands rolling the resolved config."""
     import factor_pipeline.models.weak as weak
-    from factor_pipeline.models.tracking import ModelCache, data_hash
+    from factor_pipeline.models.tracking import ModelCache
     from factor_pipeline.models.trainer import predict
 
     cfg = replace(ENSEMBLE, dataset_seeds=(("day", 3),))
@@ -318,12 +331,7 @@ def test_a_dataset_with_seeds_of_its_own_trains_the_members_it_lacks_and_reuses_
     every = trading_dates(panel, date(2018, 1, 1), date(2018, 1, 20))
     cache = ModelCache(tmp_path)
 
-    def model_for(dates, these, mcfg):
-        return cache.load("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), net)
-
-    def on_fit(dates, these, res, mcfg):
-        cache.save("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), res.model)
-
+    model_for, on_fit = _cached_day(cache, data, net)
     _, two = rolling("day", data, every, ENSEMBLE, net, model_for, on_fit)
     out, new = rolling("day", data, every, day, net, model_for, on_fit)
     assert len(two) == 2 and len(new) == 1  # seeds 3 and 4 reused, seed 5 trained
@@ -367,7 +375,7 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     period's first trading date reaches either. Half-yearly refits: the tiny market's yearly 2017 fit has less
     than a year of training dates (it starts in 2016), the next test."""
 
-    from factor_pipeline.models.tracking import ModelCache, data_hash
+    from factor_pipeline.models.tracking import ModelCache
     from factor_pipeline.models.trainer import predict
 
     data = _data(panel, base, "day")
@@ -378,12 +386,7 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     own, own_fits = rolling("day", data, every, half, net)
     cache = ModelCache(tmp_path)
 
-    def model_for(dates, these, mcfg):
-        return cache.load("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), net)
-
-    def on_fit(dates, these, res, mcfg):
-        cache.save("day", cache.key("day", mcfg, net, data_hash(data, dates, 30)), res.model)
-
+    model_for, on_fit = _cached_day(cache, data, net)
     out, fits = rolling("day", data, every, lag, net, model_for, on_fit)
     assert len(fits) == 4  # 2018-01's two seeds, and 2017-07's two, which this run does not predict
     prev = [f for f in fits if max(f.valid_dates) < panel.date_index(date(2017, 7, 3))]
