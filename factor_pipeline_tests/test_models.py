@@ -276,10 +276,25 @@ def test_instance_normalised_week_reads_its_rows_twice_and_no_later_label(panel,
         predict(mixed, "week", data, every[:1])
 
 
+def _config_rolling_gets(monkeypatch, panel, dates: list[int], cfg: TrainConfig) -> TrainConfig:
+    """The config weak_factors hands rolling for `day` (rolling replaced by a spy that stops there)."""
+    import factor_pipeline.models.weak as weak
+
+    seen = []
+
+    def spy(name, data, predict_dates, cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(weak, "rolling", spy)
+    with pytest.raises(RuntimeError, match="stop"):
+        weak.weak_factors("day", panel, dates, cfg, 4, torch.device("cpu"))
+    return seen[0]
+
+
 def test_a_dataset_with_a_window_of_its_own_trains_on_it_and_nothing_later(panel, base, monkeypatch):
     """`dataset_train_years` (("day", 1),): day's fits train on the year of dates before the period (the newest
     label realised before it), week's on the preset's `train_years`; weak_factors hands rolling the resolved config."""
-    import factor_pipeline.models.weak as weak
 
     cfg = replace(ENSEMBLE, train_years=3, dataset_train_years=(("day", 1),))
     day, week = for_dataset(cfg, "day"), for_dataset(cfg, "week")
@@ -289,16 +304,8 @@ def test_a_dataset_with_a_window_of_its_own_trains_on_it_and_nothing_later(panel
     assert dates[-1] + HORIZON + 1 < anchor  # every label realised before the period
     assert dates[-1] - dates[0] <= 244 and len(dates) > 200
     assert len(training_dates(_data(panel, base, "week"), "week", anchor, week)) > len(dates) + 100
-    seen = []
-
-    def spy(name, data, predict_dates, cfg, *args, **kwargs):
-        seen.append(cfg)
-        raise RuntimeError("stop")
-
-    monkeypatch.setattr(weak, "rolling", spy)
-    with pytest.raises(RuntimeError, match="stop"):
-        weak.weak_factors("day", panel, [anchor], cfg, 4, torch.device("cpu"))
-    assert seen[0].train_years == 1 and seen[0].dataset_train_years == ()
+    handed = _config_rolling_gets(monkeypatch, panel, [anchor], cfg)
+    assert handed.train_years == 1 and handed.dataset_train_years == ()
 
 
 def _cached_day(cache, data: TrainData, net: WeakFactorConfig):
@@ -319,7 +326,6 @@ def test_a_dataset_with_seeds_of_its_own_trains_the_members_it_lacks_and_reuses_
     """`dataset_seeds` (("day", 3),): day's ensemble has three members, week keeps the preset's two; each member
     is keyed by its own seed, so after a two-seed run only the third is trained, and the output is the three
     members' mean z-score. weak_factors hands rolling the resolved config."""
-    import factor_pipeline.models.weak as weak
     from factor_pipeline.models.tracking import ModelCache
     from factor_pipeline.models.trainer import predict
 
@@ -339,16 +345,8 @@ def test_a_dataset_with_seeds_of_its_own_trains_the_members_it_lacks_and_reuses_
     third = fit("day", data, dates, replace(ENSEMBLE, seed=5, seeds=1), net).model
     want = predict([f.model for f in two] + [third], "day", data, every)
     np.testing.assert_allclose(out["output"].to_numpy(), want["output"].to_numpy(), atol=1e-5)
-    seen = []
-
-    def spy(name, data, predict_dates, cfg, *args, **kwargs):
-        seen.append(cfg)
-        raise RuntimeError("stop")
-
-    monkeypatch.setattr(weak, "rolling", spy)
-    with pytest.raises(RuntimeError, match="stop"):
-        weak.weak_factors("day", panel, every[:1], cfg, 4, torch.device("cpu"))
-    assert seen[0].seeds == 3 and seen[0].dataset_seeds == ()
+    handed = _config_rolling_gets(monkeypatch, panel, every[:1], cfg)
+    assert handed.seeds == 3 and handed.dataset_seeds == ()
 
 
 def test_a_seed_ensemble_averages_its_members_standardised_outputs(panel, base):
