@@ -69,6 +69,34 @@ def test_never_trains_on_a_label_realised_after_the_prediction_date():
     assert s1.equals(s2)
 
 
+def test_a_first_year_learns_from_its_own_out_of_fold_rows_and_never_from_a_later_label():
+    """Only 2018 is predicted, so no earlier year's predicted rows exist: without out-of-fold rows the combiner has
+    nothing to learn from; with the period's out-of-fold weak factors of 2016-2017 it fits on exactly those rows
+    whose labels were realised before 2018, and neither the earlier predicted rows nor out-of-fold rows of another
+    period nor labels realised in 2018 change its scores."""
+    weak, labels, dates = _market(seed=4)
+    pred = [d for d in dates if d.year == 2018]
+    feats = feature_frame(weak.filter(pl.col("date").dt.year() == 2018), ("week", "day"))
+    oof = feature_frame(weak.filter(pl.col("date").dt.year() < 2018).with_columns(period=pl.lit("2018")),
+                        ("week", "day"))
+    cfg = CombinerConfig(n_estimators=50, train_years=2)
+    none, no_fits = rolling_scores(feats, labels, pred, cfg)
+    assert none.height == 0 and no_fits == []
+    s1, fits = rolling_scores(feats, labels, pred, cfg, oof=oof)
+    assert [(f.period, f.out_of_fold) for f in fits] == [("2018", True)]
+    realised = oof.join(labels, on=["code", "date"]).filter(pl.col("realised_on") < date(2018, 1, 1))
+    assert fits[0].train_rows == realised.height and fits[0].last_realised < min(pred)
+    assert s1["date"].n_unique() == len(pred)
+    other = oof.with_columns(period=pl.lit("2019"), week_output=-pl.col("week_output"))
+    late = pl.col("realised_on") >= date(2018, 1, 1)
+    noisy = labels.with_columns(pl.when(late).then(pl.Series(np.random.default_rng(5).normal(size=labels.height)))
+                                .otherwise(pl.col("y_std")).alias("y_std"))
+    earlier = feature_frame(weak, ("week", "day")).with_columns(  # earlier predicted rows: not what it learns from
+        day_output=pl.when(pl.col("date").dt.year() < 2018).then(0.0).otherwise(pl.col("day_output")))
+    s2, _ = rolling_scores(earlier, noisy, pred, cfg, oof=pl.concat([oof, other]))
+    assert s1.equals(s2)
+
+
 def test_a_few_weeks_scored_alone_equal_the_same_weeks_inside_their_year():
     """A UI backfill of three weeks must give those weeks the scores the CLI's whole-year run gave them."""
     weak, labels, dates = _market(seed=2)

@@ -125,7 +125,7 @@ def _inputs(data, name, dates):
 def test_finds_the_planted_signal_out_of_sample(panel, base):
     data = _data(panel, base, "l2")
     pred = signal_dates(panel, date(2017, 7, 3), date(2018, 6, 1))
-    out, fits = rolling("l2", data, pred, FAST, net_config("l2", data))
+    out, fits, _ = rolling("l2", data, pred, FAST, net_config("l2", data))
     ic = _oos_ic(out, data, pred)
     assert len(fits) == 2 and len(ic) > 40
     assert np.nanmean(ic) > 0.02 and (ic > 0).mean() > 0.5
@@ -137,9 +137,9 @@ def test_training_uses_only_labels_realised_before_the_predictions(panel, base):
     dates = training_dates(data, "ms", first, FAST)
     assert max(dates) + HORIZON + 1 < first
     pred = signal_dates(panel, date(2018, 1, 1), date(2018, 3, 1))
-    out1, _ = rolling("ms", data, pred, FAST, net_config("ms", data))
+    out1, _, _ = rolling("ms", data, pred, FAST, net_config("ms", data))
     # labels realised after the first prediction date are scrambled: nothing predicted may change
-    out2, _ = rolling("ms", _late_scrambled(panel, base, "ms", first, 5), pred, FAST, net_config("ms", data))
+    out2, _, _ = rolling("ms", _late_scrambled(panel, base, "ms", first, 5), pred, FAST, net_config("ms", data))
     assert out1.equals(out2)
 
 
@@ -244,13 +244,13 @@ def test_every_trading_date_gets_its_periods_model_and_no_later_label(panel, bas
     data = _data(panel, base, "day")
     every = trading_dates(panel, date(2018, 1, 1), date(2018, 3, 1))
     week = every[20:25]
-    out_all, fits = rolling("day", data, every, ENSEMBLE, net_config("day", data))
+    out_all, fits, _ = rolling("day", data, every, ENSEMBLE, net_config("day", data))
     assert len(fits) == 2 and out_all["date"].n_unique() == len(every)  # two seeds, one period
-    out_week, _ = rolling("day", data, week, ENSEMBLE, net_config("day", data))
+    out_week, _, _ = rolling("day", data, week, ENSEMBLE, net_config("day", data))
     assert out_week.equals(out_all.filter(pl.col("date").is_in(out_week["date"].unique().implode())))
     first = every[0]
     assert all(max(f.train_dates + f.valid_dates) + HORIZON + 1 < first for f in fits)
-    out2, _ = rolling("day", _late_scrambled(panel, base, "day", first, 7), every, ENSEMBLE, net_config("day", data))
+    out2, _, _ = rolling("day", _late_scrambled(panel, base, "day", first, 7), every, ENSEMBLE, net_config("day", data))
     assert out_all.equals(out2)
 
 
@@ -265,11 +265,11 @@ def test_instance_normalised_week_reads_its_rows_twice_and_no_later_label(panel,
     assert net.instance_norm and net.in_rows == 12
     assert not net_config("day", _data(panel, base, "day"), cfg).instance_norm
     every = trading_dates(panel, date(2018, 1, 1), date(2018, 2, 1))
-    out, fits = rolling("week", data, every, cfg, net)
+    out, fits, _ = rolling("week", data, every, cfg, net)
     assert fits[0].model.block.down.in_channels == 12
-    plain, _ = rolling("week", data, every, cfg, net_config("week", data))
+    plain, _, _ = rolling("week", data, every, cfg, net_config("week", data))
     assert not np.allclose(out["output"].to_numpy(), plain["output"].to_numpy())
-    out2, _ = rolling("week", _late_scrambled(panel, base, "week", every[0], 7), every, cfg, net)
+    out2, _, _ = rolling("week", _late_scrambled(panel, base, "week", every[0], 7), every, cfg, net)
     assert out.equals(out2)
     mixed = [fits[0].model, WeakFactorNet(net_config("week", data))]
     with pytest.raises(ValueError, match="instance_norm"):
@@ -338,8 +338,8 @@ def test_a_dataset_with_seeds_of_its_own_trains_the_members_it_lacks_and_reuses_
     cache = ModelCache(tmp_path)
 
     model_for, on_fit = _cached_day(cache, data, net)
-    _, two = rolling("day", data, every, ENSEMBLE, net, model_for, on_fit)
-    out, new = rolling("day", data, every, day, net, model_for, on_fit)
+    _, two, _ = rolling("day", data, every, ENSEMBLE, net, model_for, on_fit)
+    out, new, _ = rolling("day", data, every, day, net, model_for, on_fit)
     assert len(two) == 2 and len(new) == 1  # seeds 3 and 4 reused, seed 5 trained
     dates = training_dates(data, "day", panel.date_index(date(2018, 1, 2)), ENSEMBLE)
     third = fit("day", data, dates, replace(ENSEMBLE, seed=5, seeds=1), net).model
@@ -381,11 +381,11 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     every = trading_dates(panel, date(2018, 1, 1), date(2018, 2, 1))
     half = replace(ENSEMBLE, retrain_months=6)
     lag = replace(half, lagged=1)
-    own, own_fits = rolling("day", data, every, half, net)
+    own, own_fits, _ = rolling("day", data, every, half, net)
     cache = ModelCache(tmp_path)
 
     model_for, on_fit = _cached_day(cache, data, net)
-    out, fits = rolling("day", data, every, lag, net, model_for, on_fit)
+    out, fits, _ = rolling("day", data, every, lag, net, model_for, on_fit)
     assert len(fits) == 4  # 2018-01's two seeds, and 2017-07's two, which this run does not predict
     prev = [f for f in fits if max(f.valid_dates) < panel.date_index(date(2017, 7, 3))]
     assert len(prev) == 2
@@ -398,10 +398,10 @@ def test_a_lagged_ensemble_adds_the_previous_periods_networks_and_no_later_label
     np.testing.assert_allclose(out["output"].to_numpy(), want["output"].to_numpy(), atol=1e-6)
     assert not np.allclose(out["output"].to_numpy(), own["output"].to_numpy(), atol=1e-3)
     # 2017-07 predicted alone finds the networks the lagged 2018-01 run cached: none is fitted again
-    _, again = rolling("day", data, trading_dates(panel, date(2017, 8, 1), date(2017, 8, 8)), half, net,
+    _, again, _ = rolling("day", data, trading_dates(panel, date(2017, 8, 1), date(2017, 8, 8)), half, net,
                        model_for, on_fit)
     assert again == []
-    out2, _ = rolling("day", _late_scrambled(panel, base, "day", every[0], 7), every, lag, net)
+    out2, _, _ = rolling("day", _late_scrambled(panel, base, "day", every[0], 7), every, lag, net)
     assert out.equals(out2)
 
 
@@ -415,10 +415,67 @@ def test_a_predecessor_with_under_a_year_of_training_dates_stays_out_of_the_lagg
     net = net_config("day", data)
     assert len(training_dates(data, "day", panel.date_index(date(2017, 1, 3)), ENSEMBLE)) < LAGGED_MIN_DATES
     every = trading_dates(panel, date(2018, 1, 1), date(2018, 1, 20))
-    own, own_fits = rolling("day", data, every, ENSEMBLE, net)
-    out, fits = rolling("day", data, every, replace(ENSEMBLE, lagged=1), net)
+    own, own_fits, _ = rolling("day", data, every, ENSEMBLE, net)
+    out, fits, _ = rolling("day", data, every, replace(ENSEMBLE, lagged=1), net)
     assert len(fits) == len(own_fits) == 2
     assert out.equals(own)
+
+
+def test_time_folds_partition_the_window_and_purge_every_label_that_shares_a_day_with_a_held_out_one():
+    from factor_pipeline.models.trainer import fold_dates, member_configs
+
+    dates = list(range(40, 140, 1))
+    helds = []
+    for k in range(4):
+        train, held = fold_dates(dates, 4, k)
+        helds += held
+        assert held == list(range(40 + 25 * k, 65 + 25 * k))  # contiguous, a quarter each
+        assert all(abs(t - s) > HORIZON + 1 for t in train for s in held)
+        # nothing else is dropped: the purge is the label horizon on each side that has a neighbour
+        assert len(train) == len(dates) - 25 - (HORIZON + 1) * ((k > 0) + (k < 3))
+    assert helds == dates
+    assert [c.fold for c in member_configs(replace(ENSEMBLE, seeds=4, folds=2))] == [0, 1, 0, 1]
+    assert [c.fold for c in member_configs(ENSEMBLE)] == [-1, -1]
+    with pytest.raises(ValueError, match="at least as many seeds"):
+        member_configs(replace(ENSEMBLE, seeds=2, folds=3))
+
+
+def _scrambled_at(panel, base, name, cols: np.ndarray, seed: int) -> TrainData:
+    """The dataset's training data with the labels of panel dates `cols` replaced by noise."""
+    y = labels_mod.forward_returns(panel).copy()
+    y[:, cols] = np.random.default_rng(seed).normal(size=(y.shape[0], len(cols)))
+    return _data(panel, base, name, y)
+
+
+def test_out_of_fold_weak_factors_never_come_from_a_network_fitted_on_their_label(panel, base):
+    """`folds` 2: each of the period's two networks leaves out half of its window and predicts it. Every window
+    date gets one out-of-fold row per stock, from the network that left it out (recomputed by hand); noise in
+    every label sharing a day with fold 0's labels leaves fold 0's rows as they were, to the bit, and moves fold
+    1's (whose network trained on them) and the period's predictions (both networks)."""
+    from factor_pipeline.models.trainer import fold_dates
+
+    data = _data(panel, base, "day")
+    net = net_config("day", data)
+    cfg = replace(ENSEMBLE, folds=2)
+    every = trading_dates(panel, date(2018, 1, 1), date(2018, 2, 1))
+    out, fits, oof = rolling("day", data, every, cfg, net)
+    window = training_dates(data, "day", every[0], cfg)
+    assert set(oof["period"]) == {"2018"} and oof.select("code", "date").is_unique().all()
+    assert sorted(oof["date"].unique()) == [d.astype(object) for d in panel.dates[window]]
+    for k, res in enumerate(fits):
+        held = fold_dates(window, 2, k)[1]
+        assert all(abs(t - s) > HORIZON + 1 for t in res.train_dates + res.valid_dates for s in held)
+        mine = oof.filter(pl.col("date").is_in([panel.dates[t].astype(object) for t in held]))
+        want = predict(res.model, "day", data, held)
+        np.testing.assert_allclose(mine["output"].to_numpy(), want["output"].to_numpy(), atol=1e-6)
+    held0 = fold_dates(window, 2, 0)[1]
+    touched = np.arange(held0[0] - HORIZON - 1, held0[-1] + HORIZON + 2)
+    out2, _, oof2 = rolling("day", _scrambled_at(panel, base, "day", touched, 11), every, cfg, net)
+    in_fold0 = pl.col("date") <= panel.dates[held0[-1]].astype(object)
+    assert oof2.filter(in_fold0).equals(oof.filter(in_fold0))
+    assert not np.allclose(oof2.filter(~in_fold0)["output"].to_numpy(), oof.filter(~in_fold0)["output"].to_numpy(),
+                           atol=1e-3)
+    assert not np.allclose(out2["output"].to_numpy(), out["output"].to_numpy(), atol=1e-3)
 
 
 def test_within_date_chunks_split_one_dates_stocks_once_and_size_zero_is_the_whole_date():
@@ -530,7 +587,7 @@ def test_rank_label_training_depends_on_the_labels_order_only(panel, base):
 
 def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     """Fits cached before `label` (and `lagged`, `dates_per_step`, `instance_norm`, `dataset_train_years`,
-    `dataset_seeds`) existed keep their key at its default; another value is another model."""
+    `dataset_seeds`, `folds`) existed keep their key at its default; another value is another model."""
     import hashlib
     import json
     from dataclasses import asdict
@@ -539,7 +596,7 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
 
     cache, net = ModelCache(tmp_path), WeakFactorConfig(kind="sequence", rows=6)
     later = ("retrain_months", "label", "lagged", "dates_per_step", "instance_norm", "dataset_train_years",
-             "dataset_seeds")
+             "dataset_seeds", "folds", "fold")
     before = {k: v for k, v in asdict(FAST).items() if k not in later}
     net_before = {k: v for k, v in asdict(net).items() if k != "instance_norm"}
     blob = json.dumps({"dataset": "day", "train": before, "net": net_before, "data": "h"}, sort_keys=True)
@@ -558,6 +615,9 @@ def test_cache_key_of_a_default_label_is_the_key_before_the_option(tmp_path):
     more = for_dataset(TrainConfig(**{**FAST.__dict__, "dataset_seeds": (("day", 8),)}), "day")
     assert cache.key("day", more, net, "h") == cache.key("day", replace(FAST, seeds=8), net, "h")
     assert cache.key("day", TrainConfig(**{**FAST.__dict__, "lr": 2e-3}), net, "h") != cache.key("day", FAST, net, "h")
+    # a member that left out a fold is another network than the one trained on the whole window
+    held = replace(FAST, folds=2, fold=0)
+    assert len({cache.key("day", c, net, "h") for c in (FAST, held, replace(held, fold=1))}) == 3
 
 
 def test_a_new_mlflow_store_appears_whole_and_once(tmp_path, monkeypatch):

@@ -47,9 +47,9 @@ def test_periods_side_by_side_give_what_one_single_threaded_process_gives(panel)
     net = net_config("week", data)
     pred = signal_dates(panel, date(2017, 7, 3), date(2018, 6, 1))
     threads = torch.get_num_threads()
-    here, fits_here = rolling("week", data, pred, FAST, net, workers=1)
+    here, fits_here, _ = rolling("week", data, pred, FAST, net, workers=1)
     assert torch.get_num_threads() == threads  # restored
-    apart, fits_apart = rolling("week", data, pred, FAST, net, workers=2)
+    apart, fits_apart, _ = rolling("week", data, pred, FAST, net, workers=2)
     assert len(fits_here) == len(fits_apart) == 2 and here.height > 0
     assert here.equals(apart)
     assert all(_same_weights(a.model, b.model) and a.history == b.history and a.train_dates == b.train_dates
@@ -57,7 +57,7 @@ def test_periods_side_by_side_give_what_one_single_threaded_process_gives(panel)
     told = []
     first = fits_here[0]
     reuse = lambda dates, these, mcfg: first.model if these[0] == pred[0] else None  # noqa: E731  (2017's)
-    again, fits_again = rolling("week", data, pred, FAST, net, model_for=reuse,
+    again, fits_again, _ = rolling("week", data, pred, FAST, net, model_for=reuse,
                                 on_fit=lambda d, t, res, c: told.append(res), workers=2)
     assert len(fits_again) == 1 and told == fits_again and again.equals(here)
 
@@ -71,7 +71,7 @@ def test_a_lagged_ensemble_trains_member_by_member_side_by_side_with_the_same_nu
     net = net_config("day", data)
     cfg = replace(FAST, seeds=2, lagged=1, retrain_months=6)
     pred = signal_dates(panel, date(2017, 7, 3), date(2018, 6, 1))
-    here, fits_here = rolling("day", data, pred, cfg, net, workers=1)
+    here, fits_here, _ = rolling("day", data, pred, cfg, net, workers=1)
     pieces = []
     real_in_order = side_by_side.in_order
 
@@ -81,7 +81,7 @@ def test_a_lagged_ensemble_trains_member_by_member_side_by_side_with_the_same_nu
         return real_in_order(fn, tasks, *args, **kw)
 
     monkeypatch.setattr(side_by_side, "in_order", counting)
-    apart, fits_apart = rolling("day", data, pred, cfg, net, workers=2)
+    apart, fits_apart, _ = rolling("day", data, pred, cfg, net, workers=2)
     # six training pieces, then the predictions in date chunks (more than one, to be put back together)
     assert len(pieces) == 2 and pieces[0] == 6 and pieces[1] > 2
     assert len(fits_here) == len(fits_apart) == 6 and here.height > 0
@@ -93,7 +93,7 @@ def test_a_lagged_ensemble_trains_member_by_member_side_by_side_with_the_same_nu
     def reuse(dates, these, mcfg):
         return first.model if dates[-1] == first.valid_dates[-1] and mcfg.seed == cfg.seed else None
 
-    again, fits_again = rolling("day", data, pred, cfg, net, model_for=reuse, workers=2)
+    again, fits_again, _ = rolling("day", data, pred, cfg, net, model_for=reuse, workers=2)
     assert pieces[2] == 5 and len(fits_again) == 5 and again.equals(here)
 
 
@@ -129,7 +129,7 @@ def _in_a_daemon(panel_dir, out):
     con = duckdb.connect()
     p = build_panel(con, {k: duckdb_reader(v) for k, v in table_files(panel_dir).items() if k != "oracle"})
     data = _data(p, "day")
-    table, _ = rolling("day", data, signal_dates(p, date(2017, 7, 3), date(2018, 3, 1)), FAST,
+    table, _, _ = rolling("day", data, signal_dates(p, date(2017, 7, 3), date(2018, 3, 1)), FAST,
                        net_config("day", data), workers=2)
     table.write_parquet(out)
     assert isinstance(table, pl.DataFrame)
@@ -146,6 +146,6 @@ def test_a_daemonic_process_runs_the_periods_itself_with_the_same_numbers(panel,
     import polars as pl
 
     data = _data(panel, "day")
-    here, _ = rolling("day", data, signal_dates(panel, date(2017, 7, 3), date(2018, 3, 1)), FAST,
+    here, _, _ = rolling("day", data, signal_dates(panel, date(2017, 7, 3), date(2018, 3, 1)), FAST,
                       net_config("day", data), workers=2)
     assert pl.read_parquet(tmp_path / "t.parquet").equals(here)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 import pytest
 
@@ -77,3 +79,50 @@ def test_one_week_reads_intraday_bars_only_for_its_windows_and_predicts_the_same
         after = con.sql(f"SELECT * FROM weak_factors_daily WHERE {where} ORDER BY date, code").pl()
     assert before.height > 0
     assert_frame_equal(after, before)
+
+
+def _materialize(assets: list, first: str, last: str, resources: dict):
+    return dg.materialize(
+        assets, instance=dg.DagsterInstance.ephemeral(), resources=resources,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+
+
+@pytest.mark.slow
+def test_with_folds_the_combiners_first_year_learns_from_out_of_fold_rows(home, monkeypatch):
+    """A preset with `folds` (here tiny with two seeds, two folds): `week` and `day` write their period's
+    out-of-fold weak factors (table `weak_factors_oof`: every window date before the period, one row per stock,
+    date and dataset), and `model_wd` scores the run's first weeks, which have no earlier predicted rows, from a
+    fit on those rows (MLflow `rows` = out_of_fold), every label realised before the period (point-in-time check).
+    Without folds the same weeks have nothing to learn from."""
+    import mlflow
+
+    from factor_pipeline.config import TRAINING
+    from factor_pipeline.orchestration.assets.datasets import labels
+    from factor_pipeline.orchestration.assets.scores import scores
+
+    monkeypatch.setitem(TRAINING, "tiny", {**TRAINING["tiny"], "seeds": 2, "folds": 2})
+    first, last = "2018-01-01", "2018-02-19"
+    assert _materialize([labels], first, last, {"warehouse": WarehouseResource()}).success
+    for name in ("week", "day"):
+        md = _run(name, first, last).get_asset_materialization_events()[0].materialization.metadata
+        assert md["fits_trained"].value == 2 and md["out_of_fold_rows"].value > 0
+    with Warehouse().connect(read_only=True) as con:
+        oof = con.sql("SELECT * FROM weak_factors_oof").pl()
+    assert set(oof["period"]) == {"2018"} and set(oof["dataset"]) == {"week", "day"}
+    assert oof["date"].max() < date(2018, 1, 1) and oof.select("code", "date", "dataset").is_unique().all()
+    res = _materialize([scores], first, last, {"warehouse": WarehouseResource(), "mlflow": MlflowResource()})
+    md = res.get_asset_materialization_events()[0].materialization.metadata
+    assert md["model_wd_fits"].value == 1 and md["out_of_fold_rows"].value == oof.height
+    assert all(c.passed for c in res.get_asset_check_evaluations())
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["factor_pipeline.score"], output_format="list")
+    assert {r.data.params["rows"] for r in runs if r.data.params["model"] == "model_wd"} == {"out_of_fold"}
+    # the same weeks trained without folds clear their periods' rows: nothing earlier to learn from, no fit
+    monkeypatch.setitem(TRAINING, "tiny", {**TRAINING["tiny"], "seeds": 1, "folds": 0})
+    for name in ("week", "day"):
+        assert _run(name, first, last).get_asset_materialization_events()[0].materialization.metadata[
+            "out_of_fold_rows"].value == 0
+    res = _materialize([scores], first, last, {"warehouse": WarehouseResource(), "mlflow": MlflowResource()})
+    md = res.get_asset_materialization_events()[0].materialization.metadata
+    assert md["out_of_fold_rows"].value == 0 and md["model_wd_fits"].value == 0

@@ -26,6 +26,11 @@ so it takes the mean; with two or more, the tree or the blend replaces the mean 
 `walk_forward_t` (2) standard errors of the per-date RankIC gain, over dates whose labels do not overlap:
 one year of rows is little evidence, and the mean is what the weak factors give without fitting anything.
 The real-data default (`config.COMBINER`), chosen on 2018.
+
+Out-of-fold rows (issue 15 part 3): where the weak factors were trained with `folds`, a period's fit learns
+from the out-of-fold weak factors of that period's own networks over their training window (each row from the
+member that left its date out) instead of the earlier periods' predictions, so its first fit need not wait a
+year of predicted rows, and the rows come from the very networks (less one fold) that score the period.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class CombinerFit:
     chosen: str = "tree"  # tree | mean | blend: what scored the period
     valid_rank_ic: dict[str, float] = field(default_factory=dict)  # per candidate, mean over the time folds
     reused: bool = False  # read from the fit cache (an earlier run fitted it; tracked then)
+    out_of_fold: bool = False  # learnt from the period's own out-of-fold weak factors (not earlier predictions)
 
 
 def mean_rank_ic(df: pl.DataFrame, x: str, y: str) -> float:
@@ -110,15 +116,16 @@ def cross_sectional_z(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
 
 
 def feature_frame(weak: pl.DataFrame, datasets: tuple[str, ...]) -> pl.DataFrame:
-    """One row per (code, date) that has weak factors of every dataset; columns `<dataset>_<factor>`."""
+    """One row per (code, date) that has weak factors of every dataset; columns `<dataset>_<factor>`.
+    Out-of-fold weak factors (a `period` column) give one row per (code, date, period)."""
     value_cols = [c for c in weak.columns if c.startswith("z_") or c == "output"]
+    keys = ["code", "date", *(["period"] if "period" in weak.columns else [])]
     out = None
     for ds in datasets:
-        part = weak.filter(pl.col("dataset") == ds).select(
-            "code", "date", *[pl.col(c).alias(f"{ds}_{c}") for c in value_cols])
+        part = weak.filter(pl.col("dataset") == ds).select(*keys, *[pl.col(c).alias(f"{ds}_{c}") for c in value_cols])
         if part.height == 0:
             raise ValueError(f"no weak factors of dataset {ds!r}: the model needs {datasets}")
-        out = part if out is None else out.join(part, on=["code", "date"], how="inner")
+        out = part if out is None else out.join(part, on=keys, how="inner")
     return out.sort("date", "code")
 
 
@@ -243,20 +250,28 @@ def _gain_t(ic: pl.DataFrame, base: pl.DataFrame, dates: list[date]) -> float:
 
 
 def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
-                   cfg: CombinerConfig, cache: CombinerCache | None = None) -> tuple[pl.DataFrame, list[CombinerFit]]:
+                   cfg: CombinerConfig, cache: CombinerCache | None = None,
+                   oof: pl.DataFrame | None = None) -> tuple[pl.DataFrame, list[CombinerFit]]:
     """Scores (code, date, score) at `predict_dates`, each from a fit on labels realised before its
     retraining period (a calendar year by default). `features` and `labels` may hold every trading
     date (the daily rows a combiner learns from); only `predict_dates` are scored. `cache`: a period's fit
-    is read from it when the same rows and settings fitted it before, and stored there when fitted."""
+    is read from it when the same rows and settings fitted it before, and stored there when fitted.
+    `oof`: out-of-fold features (the columns of `features` and `period`); a period that has some learns
+    from its own instead of from `features`' earlier rows."""
     cols = [c for c in features.columns if c not in ("code", "date")]
     outputs = [c for c in cols if c.endswith("_output")] if cfg.select else []
+    ys = labels.select("code", "date", "y_std", "realised_on")
     if cfg.standardise:
         features = cross_sectional_z(features, cols)
-    data = features.join(labels.select("code", "date", "y_std", "realised_on"), on=["code", "date"], how="left")
+    data = features.join(ys, on=["code", "date"], how="left")
     out, fits = [], []
     for period, these in group_by_period(predict_dates, cfg.retrain_months).items():
         first = period_start(these[0], cfg.retrain_months)  # not these[0]: the fit must not depend on the run's span
-        train = data.filter(
+        own = oof.filter(pl.col("period") == period).select("code", "date", *cols) if oof is not None \
+            else pl.DataFrame()
+        rows = data if own.height == 0 else \
+            (cross_sectional_z(own, cols) if cfg.standardise else own).join(ys, on=["code", "date"], how="left")
+        train = rows.filter(
             pl.col("y_std").is_not_null() & pl.col("realised_on").is_not_null()
             & (pl.col("realised_on") < first) & (pl.col("date") >= date(first.year - cfg.train_years, first.month,
                                                                          min(first.day, 28))))
@@ -280,6 +295,6 @@ def rolling_scores(features: pl.DataFrame, labels: pl.DataFrame, predict_dates: 
         fitted = train.select("date", "y_std").with_columns(pred=in_sample)
         fits.append(CombinerFit(first.year, period, train.height, train["date"].min(), train["date"].max(),
                                 train["realised_on"].max(), cols, model, mean_rank_ic(fitted, "pred", "y_std"), first,
-                                chosen, ics, reused=hit is not None))
+                                chosen, ics, reused=hit is not None, out_of_fold=own.height > 0))
     scores = pl.concat(out) if out else pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "score": pl.Float64})
     return scores, fits

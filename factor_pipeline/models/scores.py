@@ -20,8 +20,10 @@ class ModelScores:
     oos_ic: dict[str, list[float]] = field(default_factory=dict)
 
 
-def model_scores(weak: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date],
-                 cfg: CombinerConfig, cache: CombinerCache | None = None) -> ModelScores:
+def model_scores(weak: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[date], cfg: CombinerConfig,
+                 cache: CombinerCache | None = None, oof: pl.DataFrame | None = None) -> ModelScores:
+    """`oof`: out-of-fold weak factors (the weak table's columns and `period`), the training rows of the periods
+    they cover where every dataset of a model has them; `labels` must then cover their dates too."""
     have = set(weak["dataset"].unique()) if weak.height else set()
     res = ModelScores(pl.DataFrame(schema={"code": pl.String, "date": pl.Date, "model": pl.String,
                                            "score": pl.Float64}))
@@ -31,7 +33,10 @@ def model_scores(weak: pl.DataFrame, labels: pl.DataFrame, predict_dates: list[d
         if missing:
             res.not_runnable[model] = f"no weak factors of {', '.join(missing)} on this market"
             continue
-        s, fits = rolling_scores(feature_frame(weak, datasets), labels, predict_dates, cfg, cache)
+        own = None
+        if oof is not None and oof.height and set(datasets) <= set(oof["dataset"].unique()):
+            own = feature_frame(oof, datasets)
+        s, fits = rolling_scores(feature_frame(weak, datasets), labels, predict_dates, cfg, cache, own)
         res.fits[model] = fits
         s = s.with_columns(model=pl.lit(model)).select("code", "date", "model", "score")
         frames.append(s)

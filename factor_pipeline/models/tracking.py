@@ -77,7 +77,7 @@ def data_hash(data: TrainData, dates: list[int], lookback: int) -> str:
 
 # settings added after fits were cached: at their default they stay out of the key, so those fits keep theirs
 _NEW_DEFAULTS: dict[str, object] = {"label": "zscore", "lagged": 0, "dates_per_step": 1, "dataset_train_years": (),
-                                 "dataset_seeds": ()}
+                                 "dataset_seeds": (), "folds": 0, "fold": -1}
 
 
 class ModelCache:
@@ -144,6 +144,8 @@ def log_combiner_fit(model_name: str, fit, cfg, datasets: tuple[str, ...], tags:
                            "last_label_realised_on": str(fit.last_realised), "n_features": len(fit.features)})
         if np.isfinite(fit.train_rank_ic):
             mlflow.log_metric("train_rank_ic", fit.train_rank_ic)
+        if hasattr(fit, "out_of_fold"):
+            mlflow.log_param("rows", "out_of_fold" if fit.out_of_fold else "earlier_predictions")
         if getattr(fit, "chosen", None):
             mlflow.log_param("chosen", fit.chosen)  # also where nothing was validated (walk-forward, one year)
         if getattr(fit, "valid_rank_ic", None):

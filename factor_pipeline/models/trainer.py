@@ -10,6 +10,10 @@ whose labels were realised before the period's first trading date; predict the p
 factor at t never comes from a model that saw a label realised after t, and every date of a period,
 whichever of them a run predicts, gets the same model. `seeds` > 1 trains that many networks
 (seed, seed+1, ...) and averages their per-date standardised outputs (z_1..z_K are the first one's).
+`folds` >= 2 (issue 15 part 3): member k of the ensemble leaves out time fold k % folds of the window
+(purged: no training label shares a day with a held-out one) and predicts it, so every date of the window
+gets weak factors from networks that never fitted its label: the combiner's training rows for the period,
+at no extra training (the members were being trained anyway).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -67,6 +72,9 @@ class TrainConfig:
     dataset_seeds: tuple[tuple[str, int], ...] = ()  # (dataset, seeds) where a dataset's ensemble differs
     seed: int = 0
     retrain_months: int = 12  # cadence: one fit per calendar year (the report), or every 6/3/... months
+    # >= 2: member k leaves out time fold k % folds of the window and predicts it (out-of-fold weak factors)
+    folds: int = 0
+    fold: int = -1  # a member's own: the fold it leaves out (-1: none); set by `rolling`
 
 
 @dataclass
@@ -98,6 +106,24 @@ def for_dataset(cfg: TrainConfig, name: str) -> TrainConfig:
     years = dict(cfg.dataset_train_years).get(name, cfg.train_years)
     seeds = dict(cfg.dataset_seeds).get(name, cfg.seeds)
     return replace(cfg, train_years=years, seeds=seeds, dataset_train_years=(), dataset_seeds=())
+
+
+def fold_dates(dates: list[int], folds: int, k: int) -> tuple[list[int], list[int]]:
+    """(training dates, held-out dates) of time fold k of `folds` contiguous folds of `dates` (ascending). A date
+    trains only if its label (t+1 .. t+HORIZON+1) is more than a day clear of every held-out date's, so the
+    member's predictions on its fold come from a model that never fitted those labels (nor their overlaps)."""
+    if not 0 <= k < folds:
+        raise ValueError(f"fold {k} of {folds}: choose 0 <= fold < folds")
+    n = len(dates)
+    held = dates[k * n // folds:(k + 1) * n // folds]
+    if not held:
+        raise ValueError(f"{n} training dates cannot make {folds} folds")
+    return [t for t in dates if t < held[0] - HORIZON - 1 or t > held[-1] + HORIZON + 1], held
+
+
+def member_dates(dates: list[int], cfg: TrainConfig) -> list[int]:
+    """The dates one member trains on: the window, less its held-out fold where it has one."""
+    return dates if cfg.fold < 0 else fold_dates(dates, cfg.folds, cfg.fold)[0]
 
 
 def net_config(name: str, data: TrainData, cfg: TrainConfig | None = None, **overrides) -> WeakFactorConfig:
@@ -368,7 +394,8 @@ def run_period(name: str, data: TrainData, job: PeriodJob, net_cfg: WeakFactorCo
     for mcfg, model in zip(job.member_cfgs, job.cached, strict=True):
         res = None
         if model is None:
-            res = fit(name, data, job.dates, mcfg, net_cfg, (lambda h, c=mcfg: on_epoch(c, h)) if on_epoch else None)
+            res = fit(name, data, member_dates(job.dates, mcfg), mcfg, net_cfg,
+                      (lambda h, c=mcfg: on_epoch(c, h)) if on_epoch else None)
             model = res.model
         fits.append(res)
         members.append(model.to(_device(data)))
@@ -378,7 +405,7 @@ def run_period(name: str, data: TrainData, job: PeriodJob, net_cfg: WeakFactorCo
 def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConfig, net_cfg: WeakFactorConfig,
             model_for: Callable[[list[int], list[int], TrainConfig], WeakFactorNet | None] | None = None,
             on_fit: Callable[[list[int], list[int], FitResult, TrainConfig], None] | None = None,
-            progress: Progress | None = None, workers: int | None = 0) -> tuple[pl.DataFrame, list[FitResult]]:
+            progress: Progress | None = None, workers: int | None = 0) -> Rolled:
     """Rolling retraining: one model (or seed ensemble) per period of `predict_dates` (a calendar year
     by default), predicting that period.
 
@@ -392,7 +419,7 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
 
     days = data.dates[predict_dates].astype("datetime64[D]").astype(object)
     periods = [period_of(d, cfg.retrain_months) for d in days]
-    mcfgs = [replace(cfg, seed=cfg.seed + k, seeds=1, lagged=0) for k in range(max(1, cfg.seeds))]
+    mcfgs = member_configs(cfg)
 
     def job_for(p: str, these: list[int], predicts: bool, a_predecessor: bool) -> PeriodJob | None:
         dates = training_dates(data, name, period_start(data, p, cfg.retrain_months), cfg)
@@ -451,8 +478,37 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
             else:  # side by side: predicted in the processes once every period is trained, in this order
                 deferred.append((len(out), ensemble, job.these))
                 out.append(None)
-    if deferred:
-        for (k, _, _), table in zip(deferred, side_by_side.predict_apart(
-                name, data, [(e, these) for _, e, these in deferred], net_cfg, workers), strict=True):
-            out[k] = table
-    return (pl.concat(out) if out else pl.DataFrame()), fits
+    # out of fold: each own period's members that left out fold k predict it (its own networks only: last year's
+    # fitted these labels); in the processes beside the deferred predictions
+    oof = [(job.period, [m for m, c in zip(members[job.period], job.member_cfgs, strict=True) if c.fold == k],
+            fold_dates(job.dates, cfg.folds, k)[1]) for job in jobs if cfg.folds >= 2 and job.period in lags
+           for k in range(cfg.folds)]
+    tasks = [(e, these) for _, e, these in deferred] + [([m.to(_device(data)) for m in e], held) for _, e, held in oof]
+    tables = (side_by_side.predict_apart(name, data, tasks, net_cfg, workers) if workers
+              else [predict(e, name, data, these) for e, these in tasks]) if tasks else []
+    for (k, _, _), table in zip(deferred, tables, strict=False):
+        out[k] = table
+    oof_tables = [t.with_columns(period=pl.lit(p)) for (p, _, _), t in zip(oof, tables[len(deferred):], strict=True)]
+    return Rolled(pl.concat(out) if out else pl.DataFrame(), fits,
+                  pl.concat(oof_tables) if oof_tables else pl.DataFrame())
+
+
+def member_configs(cfg: TrainConfig) -> list[TrainConfig]:
+    """Each network of a period's ensemble: `cfg` with its own seed and `seeds=1` (cached and tracked on its own),
+    and with `folds`, the fold it leaves out (member k leaves out fold k % folds, so every fold is held out by
+    `seeds / folds` members)."""
+    if cfg.folds >= 2 and cfg.seeds < cfg.folds:
+        raise ValueError(f"{cfg.folds} folds need at least as many seeds per fit (seeds={cfg.seeds}): "
+                         "every fold is held out by some member")
+    return [replace(cfg, seed=cfg.seed + k, seeds=1, lagged=0, fold=k % cfg.folds if cfg.folds >= 2 else -1)
+            for k in range(max(1, cfg.seeds))]
+
+
+class Rolled(NamedTuple):
+    """What `rolling` gives: the predictions, the new fits, and (with `folds`) the out-of-fold weak factors of
+    each predicted period's training window (columns of `table` and `period`: the period whose combiner they
+    train)."""
+
+    table: pl.DataFrame
+    fits: list[FitResult]
+    oof: pl.DataFrame

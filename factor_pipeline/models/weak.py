@@ -31,6 +31,8 @@ class NotCached(Exception):
 @dataclass
 class WeakRun:
     table: pl.DataFrame  # code, date, dataset, z_1..z_K, output, at every predicted date
+    # with `folds`: the out-of-fold weak factors of each predicted period's training window (+ period)
+    oof: pl.DataFrame = field(default_factory=pl.DataFrame)
     trained: int = 0
     reused: int = 0
     valid_ic: list[float] = field(default_factory=list)
@@ -80,8 +82,8 @@ def weak_factors(name: str, panel: Panel, predict_dates: list[int], cfg: TrainCo
         if cache is not None:
             cache.save(name, cache.key(name, mcfg, net_cfg, dh), res.model)
 
-    run.table, _ = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit, progress,
-                           workers=None if side_by_side else 0)
+    run.table, _, run.oof = rolling(name, data, predict_dates, cfg, net_cfg, model_for, on_fit, progress,
+                                    workers=None if side_by_side else 0)
     if run.table.height:
         days = []
         by_date = run.table.select("code", "date", "output").partition_by("date", as_dict=True)

@@ -10,13 +10,16 @@ from factor_pipeline.audit.checks import every_date_scored, finite_scores, label
 from factor_pipeline.config import COMBINER, home, training_for_market
 from factor_pipeline.datasets.registry import DATASETS
 from factor_pipeline.datasets.store import panel_from_warehouse
+from factor_pipeline.datasets.weekly import daily_label_table, history_start
 from factor_pipeline.evaluation.ic import ic_summary, rank_ic
 from factor_pipeline.models.baselines import alpha_models, equal_weight
+from factor_pipeline.models.cadence import group_by_period
 from factor_pipeline.models.combiner import MODELS, CombinerConfig
 from factor_pipeline.models.fit_cache import CombinerCache
 from factor_pipeline.models.peer import PeerConfig
 from factor_pipeline.models.scores import model_scores
 from factor_pipeline.models.tracking import log_combiner_fit, log_peer_fit
+from factor_pipeline.orchestration.assets.datasets import LABEL_WEEKS
 from factor_pipeline.orchestration.partitions import rebalance_weeks, window_dates
 from factor_pipeline.orchestration.resources import MlflowResource, WarehouseResource
 
@@ -81,10 +84,32 @@ def _read(warehouse: WarehouseResource, context: dg.AssetExecutionContext, confi
     return wh, start, end, dates, frames
 
 
+def _out_of_fold(wh, dates: list, months: int, labels: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """The weeks' periods' out-of-fold weak factors where the weak factors were trained with `folds` (a weak-factor
+    run without them clears its periods' rows), and the labels with the daily labels of their dates added (they
+    reach back before the run's own weeks): what each period's combiner learns from. None where there are none."""
+    if not dates:
+        return None, labels
+    periods = ", ".join(f"'{p}'" for p in group_by_period(dates, months))
+    with wh.connect(read_only=True) as con:
+        if "weak_factors_oof" not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}:
+            return None, labels
+        oof = con.sql(f"SELECT * FROM weak_factors_oof WHERE period IN ({periods})").pl()
+    if oof.height == 0:
+        return None, labels
+    missing = sorted(set(oof["date"].unique()) - set(labels["date"].unique()))
+    if missing:
+        panel = panel_from_warehouse(wh, history_start(missing[0], 30), max(missing) + timedelta(weeks=LABEL_WEEKS),
+                                     frozenset())
+        extra = daily_label_table(panel, [panel.date_index(d) for d in missing])
+        labels = pl.concat([labels, extra.select(labels.columns)], how="vertical_relaxed") if labels.height else extra
+    return oof, labels
+
+
 @dg.asset(
     group_name="scores",
     deps=[dg.AssetDep(f"weak_factors_{n}", partition_mapping=HISTORY) for n in DATASETS]
-    + [dg.AssetDep("labels", partition_mapping=HISTORY)],
+    + [dg.AssetDep("labels", partition_mapping=HISTORY), dg.AssetDep("daily_bars", partition_mapping=ALL_BEFORE)],
     partitions_def=rebalance_weeks,
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"xgboost", "duckdb", "mlflow"},
@@ -101,7 +126,8 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
            mlflow: MlflowResource) -> dg.MaterializeResult:
     wh, start, end, dates, (weak, labels) = _read(warehouse, context, config, ("weak_factors", "labels"))
     cfg = config.combiner(training_for_market(wh.source_identity())[0])
-    res = model_scores(weak, labels, dates, cfg, CombinerCache(home() / "models" / "combiner"))
+    oof, labels = _out_of_fold(wh, dates, cfg.retrain_months, labels)
+    res = model_scores(weak, labels, dates, cfg, CombinerCache(home() / "models" / "combiner"), oof)
     tags = {"dagster_run_id": context.run_id, "partitions": f"{start}..{end - timedelta(days=1)}"}
     # a fit read from the cache was tracked by the run that fitted it
     versions = {m: [log_combiner_fit(m, f, cfg, MODELS[m], tags, mlflow.uri()) for f in fits if not f.reused]
@@ -109,6 +135,7 @@ def scores(context: dg.AssetExecutionContext, config: ScoresConfig, warehouse: W
     if res.scores.height:
         wh.replace_rows("scores", res.scores, f"date >= DATE '{start}' AND date < DATE '{end}'")
     meta: dict = {"rows": res.scores.height, "signal_dates": len(dates), "validation": cfg.validation,
+                  "out_of_fold_rows": 0 if oof is None else oof.height,
                   "fits_reused": sum(f.reused for fs in res.fits.values() for f in fs),
                   "training_rows_per_fit": round(float(sum(f.train_rows for fs in res.fits.values() for f in fs))
                                                  / max(1, sum(len(fs) for fs in res.fits.values())))}

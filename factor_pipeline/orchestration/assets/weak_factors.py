@@ -1,6 +1,8 @@
 """Weak-factor assets: per dataset, rolling out-of-sample ResNet/GRU models and their weak factors
 at every signal date of the partitions (warehouse table `weak_factors`) and at every trading date
-(table `weak_factors_daily`, what the combiner learns from).
+(table `weak_factors_daily`, what the combiner learns from). With a preset's `folds`, also each predicted
+year's out-of-fold weak factors over its training window (table `weak_factors_oof`, by `period`): the rows
+that year's combiner learns from.
 
 Models are retrained per calendar year of signal dates on the labels realised before that year's
 first signal; a weekly partition reuses its year's model from the cache (same data, same config)
@@ -19,6 +21,7 @@ from factor_pipeline.datasets.registry import DATASETS, PANEL_PARTS, DatasetUnav
 from factor_pipeline.datasets.store import panel_from_warehouse
 from factor_pipeline.datasets.weekly import history_start, signal_dates, trading_dates
 from factor_pipeline.evaluation.ic import ic_summary
+from factor_pipeline.models.cadence import period_of
 from factor_pipeline.models.tracking import ModelCache
 from factor_pipeline.models.trainer import TrainConfig
 from factor_pipeline.models.weak import NotCached, weak_factors
@@ -121,7 +124,13 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         run.table = daily.filter(pl.col("date").is_in([panel.dates[t].astype(object) for t in dates]))
         if daily.height:
             where = f"dataset = '{name}' AND date >= DATE '{start}' AND date < DATE '{end}'"
-            wh.replace_many([("weak_factors", run.table, where), ("weak_factors_daily", daily, where)])
+            # the periods' out-of-fold weak factors (`folds`; none without): the combiner's rows, per period; replaced
+            # (or cleared) with the weak factors, so a combiner never reads rows of networks that no longer score
+            periods = ", ".join(f"'{p}'" for p in sorted({period_of(d, cfg.retrain_months)
+                                                          for d in daily["date"].unique()}))
+            oof = run.oof if run.oof.height else daily.clear().with_columns(period=pl.lit(None, pl.String))
+            wh.replace_many([("weak_factors", run.table, where), ("weak_factors_daily", daily, where),
+                             ("weak_factors_oof", oof, f"dataset = '{name}' AND period IN ({periods})")])
         ic = ic_summary(run.oos_ic)
         values = [c for c in run.table.columns if c.startswith("z_") or c == "output"]
         long = run.table.unpivot(values, index=["code", "date"], value_name="score") if run.table.height \
@@ -130,7 +139,7 @@ def _weak_asset(name: str) -> dg.AssetsDefinition:
         return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
             check_name="finite_weak_factors", passed=ok, metadata=details)], metadata={
             "rows": run.table.height, "signal_dates": len(dates), "daily_rows": daily.height,
-            "trading_dates": len(every), "fits_trained": run.trained,
+            "trading_dates": len(every), "out_of_fold_rows": run.oof.height, "fits_trained": run.trained,
             "fits_reused": run.reused, "intraday_from": str(intraday_from or panel.dates[0]),
             "registered_versions": ", ".join(run.registered) or "none",
             "oos_rank_ic_mean": ic["rank_ic_mean"], "oos_icir": ic["icir"],
