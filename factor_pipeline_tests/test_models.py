@@ -55,9 +55,13 @@ def _data(panel, base, name, y=None) -> TrainData:
 
 def _late_scrambled(panel, base, name, first: int, seed: int) -> TrainData:
     """The dataset's training data with every label realised on or after panel date `first` replaced by noise."""
+    return _scrambled_at(panel, base, name, np.flatnonzero(np.arange(len(panel.dates)) + HORIZON + 1 >= first), seed)
+
+
+def _scrambled_at(panel, base, name, cols: np.ndarray, seed: int) -> TrainData:
+    """The dataset's training data with the labels of panel dates `cols` replaced by noise."""
     y = labels_mod.forward_returns(panel).copy()
-    late = np.arange(y.shape[1]) + HORIZON + 1 >= first
-    y[:, late] = np.random.default_rng(seed).normal(size=(y.shape[0], late.sum()))
+    y[:, cols] = np.random.default_rng(seed).normal(size=(y.shape[0], len(cols)))
     return _data(panel, base, name, y)
 
 
@@ -438,13 +442,6 @@ def test_time_folds_partition_the_window_and_purge_every_label_that_shares_a_day
     assert [c.fold for c in member_configs(ENSEMBLE)] == [-1, -1]
     with pytest.raises(ValueError, match="at least as many seeds"):
         member_configs(replace(ENSEMBLE, seeds=2, folds=3))
-
-
-def _scrambled_at(panel, base, name, cols: np.ndarray, seed: int) -> TrainData:
-    """The dataset's training data with the labels of panel dates `cols` replaced by noise."""
-    y = labels_mod.forward_returns(panel).copy()
-    y[:, cols] = np.random.default_rng(seed).normal(size=(y.shape[0], len(cols)))
-    return _data(panel, base, name, y)
 
 
 def test_out_of_fold_weak_factors_never_come_from_a_network_fitted_on_their_label(panel, base):
