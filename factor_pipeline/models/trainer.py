@@ -486,7 +486,7 @@ def rolling(name: str, data: TrainData, predict_dates: list[int], cfg: TrainConf
     tasks = [(e, these) for _, e, these in deferred] + [([m.to(_device(data)) for m in e], held) for _, e, held in oof]
     tables = (side_by_side.predict_apart(name, data, tasks, net_cfg, workers) if workers
               else [predict(e, name, data, these) for e, these in tasks]) if tasks else []
-    for (k, _, _), table in zip(deferred, tables, strict=False):
+    for (k, _, _), table in zip(deferred, tables[:len(deferred)], strict=True):
         out[k] = table
     oof_tables = [t.with_columns(period=pl.lit(p)) for (p, _, _), t in zip(oof, tables[len(deferred):], strict=True)]
     return Rolled(pl.concat(out) if out else pl.DataFrame(), fits,
